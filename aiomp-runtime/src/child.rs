@@ -1,3 +1,405 @@
-//! The child side (placeholder while the transport lands).
+//! The child side: entering worker mode, the handshake, and serving tasks.
+//!
+//! A worker runs its own tokio runtime with many tasks in flight. Each task
+//! is a tokio task: a panic fails that task alone, a cancel aborts it. The
+//! worker exits when the parent asks it to drain and it holds nothing more,
+//! or when the parent's end of the channel closes.
 
-pub(crate) fn serve_if_child() {}
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::codec::{self, DEFAULT_MAX_FRAME};
+use crate::error::{RemoteError, RemoteErrorKind};
+use crate::launch::WORKER_ENV;
+use crate::panic::{self, PanicReport};
+use crate::protocol::{Call, CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, TaskError, Welcome};
+use crate::registry::{InvokeError, Registry};
+use crate::sys;
+use crate::transport::{self, ChannelError, FrameWriter};
+
+/// Set once this process serves as a worker.
+static IN_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// How long a child waits for the parent's first frame.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The exit code of a child that was started as a worker but reached code
+/// that spawns workers without entering worker mode first.
+pub(crate) const EXIT_STRAY_CHILD: i32 = 86;
+
+/// The exit code of a child whose channel or handshake failed.
+pub(crate) const EXIT_HANDSHAKE: i32 = 87;
+
+/// Serves as a worker, never returning, if the parent started this process as one.
+pub(crate) fn serve_if_child() {
+    let Some(value) = std::env::var_os(WORKER_ENV) else {
+        return;
+    };
+    if IN_WORKER.swap(true, Ordering::SeqCst) {
+        // A worker's own code called init() again: it is already serving.
+        return;
+    }
+    let fd = value
+        .to_str()
+        .and_then(|v| v.strip_prefix("spawn:"))
+        .and_then(|fd| fd.parse::<RawFd>().ok());
+    let stream = match fd.map(sys::adopt_inherited_socket) {
+        Some(Ok(fd)) => UnixStream::from(fd),
+        Some(Err(e)) => die(
+            EXIT_HANDSHAKE,
+            &format!("{WORKER_ENV} is set but names no inherited channel: {e}"),
+        ),
+        None => die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} is malformed: {value:?}")),
+    };
+    serve(stream)
+}
+
+/// Stops a process that was started as a worker but is about to start
+/// workers of its own without ever having entered worker mode: it would
+/// otherwise run the program's own work, and spawn without end.
+pub(crate) fn refuse_if_stray_child() {
+    if std::env::var_os(WORKER_ENV).is_some() && !IN_WORKER.load(Ordering::SeqCst) {
+        die(
+            EXIT_STRAY_CHILD,
+            "this process was started as an aiomp worker but reached the program's own code; \
+             start `main` with #[aiomp::main] or call aiomp::init() first thing, and use #[aiomp::test] in tests",
+        );
+    }
+}
+
+fn die(code: i32, message: &str) -> ! {
+    eprintln!("aiomp worker {}: {message}", std::process::id());
+    std::process::exit(code)
+}
+
+/// Serves the parent on `stream` until it is done with this worker, then exits.
+pub(crate) fn serve(mut stream: UnixStream) -> ! {
+    let registry = Registry::get();
+    let hello = stream
+        .set_read_timeout(Some(HELLO_TIMEOUT))
+        .and_then(|()| codec::read_frame(&mut stream, DEFAULT_MAX_FRAME))
+        .and_then(|frame| codec::decode::<Hello>(&frame).map_err(std::io::Error::other));
+    let hello = match hello {
+        Ok(hello) => hello,
+        Err(e) => die(EXIT_HANDSHAKE, &format!("no valid hello from the parent: {e}")),
+    };
+    let fingerprint = registry.as_ref().map_or(0, |r| r.fingerprint());
+    let accepted = match &registry {
+        Err(e) => Err(e.to_string()),
+        Ok(_) if fingerprint != hello.fingerprint => {
+            Err("its registry of remote functions differs from the parent's (a different binary)".to_owned())
+        }
+        Ok(_) => Ok(()),
+    };
+    let welcome = Welcome {
+        pid: std::process::id(),
+        fingerprint,
+        accepted: accepted.clone(),
+    };
+    let sent = codec::encode(&welcome)
+        .map_err(std::io::Error::other)
+        .and_then(|frame| codec::write_frame(&mut stream, &frame))
+        .and_then(|()| stream.set_read_timeout(None));
+    if let (Err(reason), _) | (_, Err(reason)) = (accepted, sent.map_err(|e| e.to_string())) {
+        die(EXIT_HANDSHAKE, &format!("handshake failed: {reason}"));
+    }
+    let registry = registry.expect("checked above");
+    panic::install_hook();
+    let runtime = match build_runtime(hello.settings.runtime) {
+        Ok(runtime) => runtime,
+        Err(e) => die(EXIT_HANDSHAKE, &format!("could not build the worker runtime: {e}")),
+    };
+    let code = runtime.block_on(Serve::new(registry, hello.settings).run(stream));
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    sys::exit_now(code)
+}
+
+fn build_runtime(flavor: RuntimeFlavor) -> std::io::Result<tokio::runtime::Runtime> {
+    match flavor {
+        RuntimeFlavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        RuntimeFlavor::MultiThread(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .enable_all()
+            .build(),
+    }
+}
+
+/// The state of one worker's task loop.
+struct Serve {
+    registry: &'static Registry,
+    settings: Settings,
+    pid: u32,
+    tasks: JoinSet<(u64, Result<Vec<u8>, TaskError>)>,
+    running: HashMap<u64, AbortHandle>,
+    by_task: HashMap<tokio::task::Id, u64>,
+    any_failed: bool,
+}
+
+impl Serve {
+    fn new(registry: &'static Registry, settings: Settings) -> Serve {
+        Serve {
+            registry,
+            settings,
+            pid: std::process::id(),
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            by_task: HashMap::new(),
+            any_failed: false,
+        }
+    }
+
+    /// Runs the initializer, then tasks until done; returns the exit code.
+    async fn run(mut self, stream: UnixStream) -> i32 {
+        let (mut reader, writer) = match transport::channel(stream, self.settings.max_frame) {
+            Ok(halves) => halves,
+            Err(e) => die(EXIT_HANDSHAKE, &format!("could not register the channel: {e}")),
+        };
+        let (replies, outbox) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_replies(writer, self.settings.max_frame, outbox));
+
+        if let Some(initializer) = self.settings.initializer.take() {
+            if let Err(error) = run_call(self.registry, initializer, self.pid).await {
+                let _ = replies.send(Reply::InitFailed(error.into_remote(self.pid, "initializer")));
+                drop(replies);
+                let _ = writer.await;
+                return 1;
+            }
+        }
+        let _ = replies.send(Reply::Ready);
+
+        let mut draining = false;
+        let mut parent_gone = false;
+        loop {
+            if draining && self.tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                request = reader.recv::<Request>(), if !parent_gone => match request {
+                    Ok(Request::Tasks(tasks)) => {
+                        for task in tasks {
+                            self.start(task.id, task.call);
+                        }
+                    }
+                    Ok(Request::Cancel(ids)) => {
+                        for id in ids {
+                            if let Some(handle) = self.running.get(&id) {
+                                handle.abort();
+                            }
+                        }
+                    }
+                    Ok(Request::Drain) => draining = true,
+                    Err(error) => {
+                        if let ChannelError::Malformed(_) | ChannelError::Io(_) = error {
+                            eprintln!("aiomp worker {}: channel to the parent failed: {error}", self.pid);
+                        }
+                        parent_gone = true;
+                        draining = true;
+                        if self.settings.abort_on_parent_exit {
+                            return 0;
+                        }
+                    }
+                },
+                Some(done) = self.tasks.join_next_with_id() => {
+                    let outcome = self.finish(done);
+                    let _ = replies.send(Reply::Outcomes(vec![outcome]));
+                }
+            }
+        }
+        drop(replies);
+        let _ = writer.await;
+        i32::from(self.any_failed)
+    }
+
+    fn start(&mut self, id: u64, call: Call) {
+        let registry = self.registry;
+        let pid = self.pid;
+        let handler = self.settings.exception_handler;
+        let max_result = self.settings.max_frame.saturating_sub(FRAME_OVERHEAD);
+        let handle = self.tasks.spawn(async move {
+            let function = call.function;
+            let result = run_call(registry, call, pid).await.and_then(|bytes| {
+                if bytes.len() > max_result {
+                    Err(CallError::TooLarge(bytes.len(), max_result))
+                } else {
+                    Ok(bytes)
+                }
+            });
+            if let (Err(error), Some(handler)) = (&result, handler) {
+                let report = error.clone().into_remote(pid, registry.id(function).unwrap_or("?"));
+                if let Ok(args) = codec::encode(&(report,)) {
+                    let _ = run_call(
+                        registry,
+                        Call {
+                            function: handler,
+                            args,
+                        },
+                        pid,
+                    )
+                    .await;
+                }
+            }
+            (id, result.map_err(|e| e.into_task_error(pid, registry.id(function))))
+        });
+        self.by_task.insert(handle.id(), id);
+        self.running.insert(id, handle);
+    }
+
+    fn finish(
+        &mut self,
+        done: Result<(tokio::task::Id, (u64, Result<Vec<u8>, TaskError>)), tokio::task::JoinError>,
+    ) -> Outcome {
+        let (task_id, outcome) = match done {
+            Ok((task_id, (id, result))) => (task_id, Outcome { id, result }),
+            Err(join_error) => {
+                let id = self.by_task.get(&join_error.id()).copied().unwrap_or(u64::MAX);
+                let message = if join_error.is_cancelled() {
+                    "cancelled by the parent"
+                } else {
+                    "the task's wrapper panicked"
+                };
+                let error = RemoteError {
+                    kind: RemoteErrorKind::Cancelled,
+                    message: message.to_owned(),
+                    location: None,
+                    function: String::new(),
+                    pid: self.pid,
+                    backtrace: None,
+                };
+                (
+                    join_error.id(),
+                    Outcome {
+                        id,
+                        result: Err(TaskError::Remote(error)),
+                    },
+                )
+            }
+        };
+        self.by_task.remove(&task_id);
+        self.running.remove(&outcome.id);
+        self.any_failed |= outcome.result.is_err();
+        outcome
+    }
+}
+
+/// A failed call, before it is shaped for the parent or the exception handler.
+#[derive(Debug, Clone)]
+enum CallError {
+    Unknown(u32),
+    Codec(CodecAction, postcard::Error),
+    Panic(PanicReport),
+    TooLarge(usize, usize),
+}
+
+impl CallError {
+    fn into_remote(self, pid: u32, function: &str) -> RemoteError {
+        let (kind, message, location, backtrace) = match self {
+            CallError::Unknown(index) => (
+                RemoteErrorKind::UnknownFunction,
+                format!("no function #{index} in this worker"),
+                None,
+                None,
+            ),
+            CallError::Codec(action, error) => (
+                RemoteErrorKind::Codec,
+                format!("could not {}: {error}", action.describe()),
+                None,
+                None,
+            ),
+            CallError::Panic(report) => (
+                RemoteErrorKind::Panic,
+                report.message,
+                report.location,
+                report.backtrace,
+            ),
+            CallError::TooLarge(len, max) => (
+                RemoteErrorKind::Codec,
+                format!("the result of {len} bytes exceeds the frame limit of {max} bytes"),
+                None,
+                None,
+            ),
+        };
+        RemoteError {
+            kind,
+            message,
+            location,
+            function: function.to_owned(),
+            pid,
+            backtrace,
+        }
+    }
+
+    fn into_task_error(self, pid: u32, function: Option<&str>) -> TaskError {
+        match self {
+            CallError::Codec(action, error) => TaskError::Codec { action, error },
+            other => TaskError::Remote(other.into_remote(pid, function.unwrap_or("?"))),
+        }
+    }
+}
+
+async fn run_call(registry: &'static Registry, call: Call, _pid: u32) -> Result<Vec<u8>, CallError> {
+    let invoker = registry
+        .invoker(call.function)
+        .ok_or(CallError::Unknown(call.function))?;
+    match panic::catch(async move { invoker(call.args).await }).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(InvokeError::DecodeArguments(e))) => Err(CallError::Codec(CodecAction::DecodeArguments, e)),
+        Ok(Err(InvokeError::EncodeResult(e))) => Err(CallError::Codec(CodecAction::EncodeResult, e)),
+        Err(report) => Err(CallError::Panic(report)),
+    }
+}
+
+/// Room left in a frame for the message around a task's result.
+const FRAME_OVERHEAD: usize = 1024;
+
+/// Writes replies as they come, merging the outcomes that queued up meanwhile
+/// into one frame (bounded by the frame limit): under load, many outcomes
+/// share one write.
+async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mpsc::UnboundedReceiver<Reply>) {
+    let mut batch = Vec::new();
+    while outbox.recv_many(&mut batch, 1024).await > 0 {
+        let mut outcomes = Vec::new();
+        let mut size = 0;
+        for reply in batch.drain(..) {
+            let ready = match reply {
+                Reply::Outcomes(more) => {
+                    let mut full = None;
+                    for outcome in more {
+                        let len = outcome.result.as_ref().map_or(FRAME_OVERHEAD, |bytes| bytes.len() + 16);
+                        if size + len > max_frame.saturating_sub(FRAME_OVERHEAD) && !outcomes.is_empty() {
+                            full = Some(Reply::Outcomes(std::mem::take(&mut outcomes)));
+                            size = 0;
+                        }
+                        size += len;
+                        outcomes.push(outcome);
+                        if let Some(reply) = full.take() {
+                            if writer.feed(&reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    None
+                }
+                other => Some(other),
+            };
+            if let Some(reply) = ready {
+                if writer.feed(&reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !outcomes.is_empty() && writer.feed(&Reply::Outcomes(outcomes)).await.is_err() {
+            return;
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}

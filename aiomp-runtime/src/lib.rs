@@ -4,16 +4,35 @@
 //! Depend on `aiomp`, not on this crate: its API is re-exported and documented there.
 
 mod child;
+mod codec;
 mod entry;
 mod error;
+mod exit;
+mod launch;
+mod link;
+mod os_child;
+mod panic;
+mod pool;
+mod private;
+mod process;
+mod protocol;
 mod registry;
+mod remote_fn;
+mod scheduler;
+mod sys;
+mod transport;
 
 #[doc(hidden)]
 pub mod __private {
     //! Not public API. Used by generated code.
     pub use crate::private::*;
 }
-mod private;
 
 pub use entry::init;
-pub use error::Error;
+pub use error::{Error, RemoteError, RemoteErrorKind, Result};
+pub use exit::ExitStatus;
+pub use launch::{StartMethod, get_start_method, set_start_method};
+pub use pool::{ApplyResult, Pool, PoolBuilder, PoolResult, Unordered, WorkerRuntime};
+pub use process::{Process, Worker};
+pub use remote_fn::{AsyncFn, BlockingFn, RemoteFn};
+pub use scheduler::{QueueId, RoundRobin, Scheduler, TaskId};

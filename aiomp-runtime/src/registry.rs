@@ -54,12 +54,7 @@ pub struct Registration {
 impl Registration {
     // Not public API. Used by generated code.
     #[doc(hidden)]
-    pub const fn new(
-        id: &'static str,
-        signature: &'static str,
-        type_id: fn() -> TypeId,
-        invoke: Invoker,
-    ) -> Self {
+    pub const fn new(id: &'static str, signature: &'static str, type_id: fn() -> TypeId, invoke: Invoker) -> Self {
         Registration {
             id,
             signature,

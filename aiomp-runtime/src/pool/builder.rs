@@ -1,0 +1,220 @@
+//! Configuring a pool.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::codec::DEFAULT_MAX_FRAME;
+use crate::error::{Error, RemoteError, Result};
+use crate::launch::StartMethod;
+use crate::pool::Pool;
+use crate::protocol::{Call, RuntimeFlavor};
+use crate::registry::FunctionIndex;
+use crate::remote_fn::{RemoteFn, encode_call, function_index};
+use crate::scheduler::{RoundRobin, Scheduler};
+
+/// The tokio runtime each worker runs its tasks on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WorkerRuntime {
+    /// One thread per worker runs all its tasks (the default): the worker's
+    /// concurrency is async, its parallelism comes from the number of processes.
+    #[default]
+    CurrentThread,
+    /// A multi-thread runtime with this many threads per worker (the
+    /// counterpart of aiomultiprocess's `loop_initializer`).
+    MultiThread(usize),
+}
+
+impl From<WorkerRuntime> for RuntimeFlavor {
+    fn from(runtime: WorkerRuntime) -> RuntimeFlavor {
+        match runtime {
+            WorkerRuntime::CurrentThread => RuntimeFlavor::CurrentThread,
+            WorkerRuntime::MultiThread(threads) => RuntimeFlavor::MultiThread(threads),
+        }
+    }
+}
+
+/// Configures and builds a [`Pool`]. Made by [`Pool::builder`].
+///
+/// ```no_run
+/// # #[aiomp::remote] async fn setup(level: u8) {}
+/// # async fn run() -> aiomp::Result<()> {
+/// use aiomp::{Pool, RoundRobin, StartMethod};
+///
+/// let pool = Pool::builder()
+///     .processes(4)
+///     .child_concurrency(16)
+///     .max_tasks_per_child(1000)
+///     .queue_count(2)
+///     .scheduler(RoundRobin::new())
+///     .initializer(setup, (3,))
+///     .start_method(StartMethod::Spawn)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct PoolBuilder {
+    pub(crate) processes: Option<usize>,
+    pub(crate) child_concurrency: usize,
+    pub(crate) max_tasks_per_child: u64,
+    pub(crate) queue_count: usize,
+    pub(crate) scheduler: Option<Box<dyn Scheduler>>,
+    pub(crate) initializer: Option<Result<Call>>,
+    pub(crate) exception_handler: Option<Result<FunctionIndex>>,
+    pub(crate) start_method: Option<StartMethod>,
+    pub(crate) runtime: WorkerRuntime,
+    pub(crate) start_timeout: Duration,
+    pub(crate) max_frame: usize,
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("child_concurrency", &self.child_concurrency)
+            .field("max_tasks_per_child", &self.max_tasks_per_child)
+            .field("queue_count", &self.queue_count)
+            .field("start_method", &self.start_method)
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PoolBuilder {
+    fn default() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            child_concurrency: 16,
+            max_tasks_per_child: 0,
+            queue_count: 1,
+            scheduler: None,
+            initializer: None,
+            exception_handler: None,
+            start_method: None,
+            runtime: WorkerRuntime::CurrentThread,
+            start_timeout: Duration::from_secs(60),
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// Worker processes (default: the available parallelism).
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// Tasks in flight per worker (default 16).
+    pub fn child_concurrency(mut self, tasks: usize) -> Self {
+        self.child_concurrency = tasks;
+        self
+    }
+
+    /// Recycles a worker after it was given this many tasks; 0 (the default) never does.
+    pub fn max_tasks_per_child(mut self, tasks: u64) -> Self {
+        self.max_tasks_per_child = tasks;
+        self
+    }
+
+    /// Task queues (default 1); no more than the processes.
+    pub fn queue_count(mut self, queues: usize) -> Self {
+        self.queue_count = queues;
+        self
+    }
+
+    /// Routes tasks to queues (default [`RoundRobin`]).
+    pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
+        self.scheduler = Some(Box::new(scheduler));
+        self
+    }
+
+    /// A `#[remote]` fn run once in each worker, with `args`, before any task.
+    pub fn initializer<F, Args, M>(mut self, _f: F, args: Args) -> Self
+    where
+        F: RemoteFn<Args, M>,
+        Args: Serialize,
+    {
+        self.initializer = Some(function_index::<F>().and_then(|f| encode_call(f, &args)));
+        self
+    }
+
+    /// A `#[remote]` fn run in the worker for each task that fails (panics or
+    /// hits a codec error), with the failure: the counterpart of
+    /// aiomultiprocess's `exception_handler`.
+    pub fn exception_handler<F, M>(mut self, _f: F) -> Self
+    where
+        F: RemoteFn<(RemoteError,), M>,
+    {
+        self.exception_handler = Some(function_index::<F>());
+        self
+    }
+
+    /// How workers start; overrides [`set_start_method`](crate::set_start_method) for this pool.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// The tokio runtime inside each worker (default: current-thread).
+    pub fn worker_runtime(mut self, runtime: WorkerRuntime) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// How long a worker may take to start and run its initializer (default 60 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// The largest frame, and so the largest encoded argument tuple or
+    /// result, either side accepts (default 1 GiB).
+    pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Starts the workers and waits until each is ready (its initializer ran).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for settings that cannot work (naming the
+    /// setting); the first worker's start error if workers cannot start.
+    pub async fn build(self) -> Result<Pool> {
+        Pool::start(self).await
+    }
+
+    pub(crate) fn validate(&self) -> Result<usize> {
+        let processes = self
+            .processes
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if processes == 0 {
+            return Err(Error::InvalidConfig("processes must be at least 1".into()));
+        }
+        if self.child_concurrency == 0 {
+            return Err(Error::InvalidConfig("child concurrency must be at least 1".into()));
+        }
+        if self.queue_count == 0 {
+            return Err(Error::InvalidConfig("queue count must be at least 1".into()));
+        }
+        if self.queue_count > processes {
+            return Err(Error::InvalidConfig(format!(
+                "queue count {} exceeds the number of processes {processes}",
+                self.queue_count
+            )));
+        }
+        if let WorkerRuntime::MultiThread(0) = self.runtime {
+            return Err(Error::InvalidConfig(
+                "a multi-thread worker runtime needs at least 1 thread".into(),
+            ));
+        }
+        Ok(processes)
+    }
+
+    pub(crate) fn take_scheduler(&mut self) -> Box<dyn Scheduler> {
+        self.scheduler.take().unwrap_or_else(|| Box::new(RoundRobin::new()))
+    }
+}

@@ -1,0 +1,356 @@
+//! `Pool`: many tasks across many worker processes.
+//!
+//! Each call encodes its arguments once, asks the scheduler for a queue, and
+//! pushes a job there. Every worker slot of that queue pulls jobs while it has
+//! free task slots (see [`slot`]); each job's oneshot is completed by the
+//! worker's link when the outcome arrives, or failed when the worker dies.
+
+mod builder;
+mod result;
+mod slot;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+
+pub use builder::{PoolBuilder, WorkerRuntime};
+pub use result::{ApplyResult, PoolResult, Unordered};
+
+use crate::error::{Error, Result};
+use crate::launch::get_start_method;
+use crate::link::{Answer, Job, Link, LinkConfig};
+use crate::os_child::OsChild;
+use crate::protocol::{Call, Settings};
+use crate::remote_fn::{RemoteFn, encode_call, function_id, function_index};
+use crate::scheduler::{QueueId, Scheduler, TaskId};
+
+/// A pool of worker processes, each running many tasks at once.
+///
+/// ```no_run
+/// use aiomp::{Pool, remote};
+///
+/// #[remote]
+/// async fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// # async fn run() -> aiomp::Result<()> {
+/// let pool = Pool::builder().processes(2).build().await?;
+/// let three: u64 = pool.apply(add, (1, 2)).await?;
+/// let sums: Vec<u64> = pool.starmap(add, vec![(1, 2), (3, 4)]).await?;
+/// pool.close();
+/// pool.join().await?;
+/// # Ok(()) }
+/// ```
+///
+/// Dropping a pool that was not joined terminates it: every worker is killed
+/// and reaped before `drop` returns.
+#[derive(Debug)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+/// What the pool's handle, its calls and its worker slots share.
+pub(crate) struct Shared {
+    processes: usize,
+    queue_count: usize,
+    child_concurrency: usize,
+    max_tasks_per_child: u64,
+    link: LinkConfig,
+    /// The queues' senders; `None` once the pool is closed. Calls clone them.
+    senders: Mutex<Option<Vec<async_channel::Sender<Job>>>>,
+    receivers: Vec<async_channel::Receiver<Job>>,
+    scheduler: Mutex<Box<dyn Scheduler>>,
+    next_task: AtomicU64,
+    closed: AtomicBool,
+    /// Why the pool stopped working, once it has.
+    failure: Mutex<Option<String>>,
+    /// Live links, for cancels and for `terminate`.
+    links: Mutex<HashMap<u32, Arc<Link>>>,
+    /// Every child not yet reaped, for `Drop`.
+    children: Mutex<HashMap<u32, Arc<OsChild>>>,
+    /// Slot tasks and draining links: `join` waits for all of them.
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("processes", &self.processes)
+            .field("queue_count", &self.queue_count)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A pool with the default configuration: one worker per available core.
+    pub async fn new() -> Result<Pool> {
+        Pool::builder().build().await
+    }
+
+    /// Configures a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    async fn start(mut builder: PoolBuilder) -> Result<Pool> {
+        let processes = builder.validate()?;
+        let initializer = builder.initializer.take().transpose()?;
+        let exception_handler = builder.exception_handler.take().transpose()?;
+        let mut scheduler = builder.take_scheduler();
+        let queues: Vec<QueueId> = (0..builder.queue_count).map(|_| scheduler.register_queue()).collect();
+        for process in 0..processes {
+            scheduler.register_process(queues[process % queues.len()]);
+        }
+        let (senders, receivers) = (0..builder.queue_count).map(|_| async_channel::unbounded()).unzip();
+        let shared = Arc::new(Shared {
+            processes,
+            queue_count: builder.queue_count,
+            child_concurrency: builder.child_concurrency,
+            max_tasks_per_child: builder.max_tasks_per_child,
+            link: LinkConfig {
+                method: builder.start_method.unwrap_or_else(get_start_method),
+                settings: Settings {
+                    runtime: builder.runtime.into(),
+                    initializer,
+                    exception_handler,
+                    abort_on_parent_exit: true,
+                    max_frame: builder.max_frame,
+                },
+                start_timeout: builder.start_timeout,
+                on_complete: None,
+                terminating: Arc::new(AtomicBool::new(false)),
+            },
+            senders: Mutex::new(Some(senders)),
+            receivers,
+            scheduler: Mutex::new(scheduler),
+            next_task: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            links: Mutex::new(HashMap::new()),
+            children: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+        });
+        let pool = Pool { shared };
+        pool.shared.start_slots().await?;
+        Ok(pool)
+    }
+
+    /// Runs `f(args...)` on the pool; `args` is the argument tuple (`()` for
+    /// none, `(x,)` for one).
+    ///
+    /// # Errors
+    ///
+    /// The awaited result is [`Error::PoolClosed`] on a closed pool,
+    /// [`Error::NotRegistered`] for a function that is not `#[remote]`,
+    /// [`Error::Codec`] for arguments postcard cannot encode,
+    /// [`Error::Remote`] if it panicked, [`Error::WorkerDied`] if its worker died.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the task: if queued it never starts, if
+    /// running it is aborted in the worker.
+    pub fn apply<F, Args, M>(&self, _f: F, args: Args) -> ApplyResult<F::Output>
+    where
+        F: RemoteFn<Args, M>,
+        Args: Serialize + Send + 'static,
+    {
+        ApplyResult::new(self.call::<F, Args, M>(std::iter::once(args)))
+    }
+
+    /// Runs `f(item)` for each item, pulling `items` lazily with a bounded
+    /// window of tasks in flight. The result is a [`PoolResult`]: await it
+    /// for a `Vec` in input order, or use it as a stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the result cancels every task of the call not yet completed.
+    pub fn map<F, T, I, M>(&self, _f: F, items: I) -> PoolResult<F::Output>
+    where
+        F: RemoteFn<(T,), M>,
+        T: Serialize,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        self.call::<F, (T,), M>(items.into_iter().map(|item| (item,)))
+    }
+
+    /// Runs `f(a, b, ...)` for each argument tuple, like [`map`](Self::map).
+    pub fn starmap<F, Args, I, M>(&self, _f: F, items: I) -> PoolResult<F::Output>
+    where
+        F: RemoteFn<Args, M>,
+        Args: Serialize,
+        I: IntoIterator<Item = Args>,
+        I::IntoIter: Send + 'static,
+    {
+        self.call::<F, Args, M>(items.into_iter())
+    }
+
+    fn call<F, Args, M>(&self, items: impl Iterator<Item = Args> + Send + 'static) -> PoolResult<F::Output>
+    where
+        F: RemoteFn<Args, M>,
+        Args: Serialize,
+    {
+        let opened = function_index::<F>().and_then(|function| Ok((function, self.shared.senders()?)));
+        match opened {
+            Ok((function, senders)) => PoolResult::new(
+                Arc::clone(&self.shared),
+                function,
+                senders,
+                Box::new(items.map(move |args| encode_call(function, &args))),
+            ),
+            Err(error) => PoolResult::failed(Arc::clone(&self.shared), error),
+        }
+    }
+
+    /// Takes no new work; work already submitted still finishes.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Waits for every worker to finish its work and exit. The pool must be
+    /// closed (or terminated) first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolStillOpen`] before `close`; [`Error::PoolFailed`] if the
+    /// pool had failed.
+    pub async fn join(&self) -> Result<()> {
+        if !self.shared.closed.load(Ordering::SeqCst) {
+            return Err(Error::PoolStillOpen);
+        }
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+        match self.shared.failure.lock().unwrap().clone() {
+            Some(reason) => Err(Error::PoolFailed { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops now: workers get SIGTERM, and every pending task fails with
+    /// [`Error::PoolTerminated`]. `join` then waits for the workers to exit.
+    pub fn terminate(&self) {
+        self.shared.terminate(libc::SIGTERM, None);
+    }
+
+    /// The number of worker processes.
+    pub fn process_count(&self) -> usize {
+        self.shared.processes
+    }
+
+    /// The number of task queues.
+    pub fn queue_count(&self) -> usize {
+        self.shared.queue_count
+    }
+
+    /// The process IDs of the live workers.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.shared.links.lock().unwrap().keys().copied().collect();
+        pids.sort_unstable();
+        pids
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.terminate(libc::SIGKILL, None);
+        let children: Vec<Arc<OsChild>> = self.shared.children.lock().unwrap().values().cloned().collect();
+        for child in children {
+            child.kill_and_reap();
+        }
+    }
+}
+
+impl Shared {
+    fn senders(&self) -> Result<Vec<async_channel::Sender<Job>>> {
+        if let Some(reason) = self.failure.lock().unwrap().clone() {
+            return Err(Error::PoolFailed { reason });
+        }
+        self.senders.lock().unwrap().clone().ok_or(Error::PoolClosed)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.senders.lock().unwrap().take();
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.link.terminating.load(Ordering::SeqCst) || self.failure.lock().unwrap().is_some()
+    }
+
+    /// Stops every worker with `signal` and fails everything pending; with a
+    /// `failure`, the pool is marked failed for that reason.
+    fn terminate(&self, signal: i32, failure: Option<String>) {
+        if let Some(reason) = &failure {
+            self.failure.lock().unwrap().get_or_insert_with(|| reason.clone());
+        }
+        self.link.terminating.store(true, Ordering::SeqCst);
+        self.close();
+        let error = || match &failure {
+            Some(reason) => Error::PoolFailed { reason: reason.clone() },
+            None => Error::PoolTerminated,
+        };
+        for queue in &self.receivers {
+            queue.close();
+            while let Ok(job) = queue.try_recv() {
+                let _ = job.reply.send(Err(error()));
+            }
+        }
+        for link in self.links.lock().unwrap().values() {
+            let _ = link.child().signal(signal);
+        }
+    }
+
+    /// Routes one encoded call to a queue; the receiver gets its answer.
+    fn submit(&self, senders: &[async_channel::Sender<Job>], call: Call) -> (u64, oneshot::Receiver<Answer>) {
+        let id = self.next_task.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let queue = {
+            let function = function_id(call.function);
+            usize::from(
+                self.scheduler
+                    .lock()
+                    .unwrap()
+                    .schedule_task(TaskId::from(id), &function, &call.args),
+            )
+        };
+        let Some(sender) = senders.get(queue) else {
+            let _ = reply.send(Err(Error::InvalidConfig(format!(
+                "the scheduler chose queue {queue}, but the pool has {} queues",
+                senders.len()
+            ))));
+            return (id, answer);
+        };
+        if let Err(refused) = sender.try_send(Job { id, call, reply }) {
+            let job = refused.into_inner();
+            let _ = job.reply.send(Err(self.stopped_error()));
+        }
+        (id, answer)
+    }
+
+    fn stopped_error(&self) -> Error {
+        match self.failure.lock().unwrap().clone() {
+            Some(reason) => Error::PoolFailed { reason },
+            None => Error::PoolTerminated,
+        }
+    }
+
+    fn complete(&self, id: u64) {
+        self.scheduler.lock().unwrap().complete_task(TaskId::from(id));
+    }
+
+    /// Cancels the tasks `ids` wherever they run.
+    fn cancel(&self, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
+        for link in self.links.lock().unwrap().values() {
+            link.cancel(ids);
+        }
+    }
+}

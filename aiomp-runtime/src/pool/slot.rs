@@ -1,0 +1,245 @@
+//! One worker slot: start a worker, feed it from its queue while it has free
+//! task slots, and replace it when it dies or is recycled.
+//!
+//! A slot whose worker fails to start [`MAX_START_ATTEMPTS`] times in a row
+//! fails the pool instead of spinning.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::launch::launch;
+use crate::link::{Job, Link, LinkConfig, LinkEnd};
+use crate::pool::Shared;
+
+/// Consecutive failed starts after which a slot gives up and fails the pool.
+pub(crate) const MAX_START_ATTEMPTS: u32 = 3;
+
+/// Why a slot stopped feeding its worker.
+enum Stop {
+    /// The queue is closed and empty: the pool is closing.
+    QueueClosed,
+    /// The worker was given `max_tasks_per_child` tasks.
+    Recycle,
+    /// The worker's link ended; `None` if its reader task itself failed.
+    Died(Option<LinkEnd>),
+}
+
+type Opened = (Arc<Link>, JoinHandle<LinkEnd>);
+
+impl Shared {
+    /// Starts every worker and waits until all are ready.
+    pub(crate) async fn start_slots(self: &Arc<Self>) -> Result<()> {
+        let opened = futures_util::future::join_all((0..self.processes).map(|slot| self.open_with_retries(slot))).await;
+        let mut links = Vec::with_capacity(opened.len());
+        let mut first_error = None;
+        for result in opened {
+            match result {
+                Ok(link) => links.push(link),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            self.terminate(libc::SIGKILL, Some(format!("the pool could not start: {error}")));
+            for (link, _) in &links {
+                link.child().kill_and_reap();
+            }
+            return Err(error);
+        }
+        tracing::info!(
+            processes = self.processes,
+            queues = self.queue_count,
+            "aiomp pool started"
+        );
+        for (slot, (link, end)) in links.into_iter().enumerate() {
+            self.tracker.spawn(Arc::clone(self).run_slot(slot, link, end));
+        }
+        Ok(())
+    }
+
+    async fn open_with_retries(self: &Arc<Self>, slot: usize) -> Result<Opened> {
+        let mut attempt = 1;
+        loop {
+            match self.open(slot).await {
+                Ok(opened) => return Ok(opened),
+                Err(error) if attempt >= MAX_START_ATTEMPTS || self.is_stopping() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(slot, attempt, %error, "aiomp worker failed to start; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn open(self: &Arc<Self>, slot: usize) -> Result<Opened> {
+        let launched = launch(self.link.method)?;
+        let child = Arc::clone(&launched.child);
+        let pid = child.pid();
+        self.children.lock().unwrap().insert(pid, child);
+        if self.is_stopping() {
+            // A terminate raced this start: do not hand out a new worker.
+            self.children.lock().unwrap().remove(&pid);
+            launched.child.kill_and_reap();
+            return Err(self.stopped_error());
+        }
+        match Link::connect(&self.link_config(), launched).await {
+            Ok((link, end)) => {
+                let link = Arc::new(link);
+                self.links.lock().unwrap().insert(pid, Arc::clone(&link));
+                tracing::debug!(slot, pid, "aiomp worker started");
+                Ok((link, end))
+            }
+            Err(error) => {
+                self.children.lock().unwrap().remove(&pid);
+                Err(error)
+            }
+        }
+    }
+
+    /// The link configuration, with the scheduler's completion hook.
+    fn link_config(self: &Arc<Self>) -> LinkConfig {
+        let shared: Weak<Shared> = Arc::downgrade(self);
+        LinkConfig {
+            on_complete: Some(Arc::new(move |id| {
+                if let Some(shared) = shared.upgrade() {
+                    shared.complete(id);
+                }
+            })),
+            ..self.link.clone()
+        }
+    }
+
+    fn forget(&self, end: &LinkEnd) {
+        self.links.lock().unwrap().remove(&end.pid);
+        self.children.lock().unwrap().remove(&end.pid);
+    }
+
+    async fn run_slot(self: Arc<Self>, slot: usize, mut link: Arc<Link>, mut end: JoinHandle<LinkEnd>) {
+        let queue_index = slot % self.queue_count;
+        let queue = self.receivers[queue_index].clone();
+        loop {
+            match self.feed(&link, queue_index, &mut end).await {
+                Stop::QueueClosed => {
+                    link.drain();
+                    if let Ok(ended) = end.await {
+                        self.forget(&ended);
+                        tracing::debug!(slot, pid = ended.pid, status = %ended.status, "aiomp worker exited");
+                    }
+                    return;
+                }
+                Stop::Recycle => {
+                    link.drain();
+                    let shared = Arc::clone(&self);
+                    self.tracker.spawn(async move {
+                        if let Ok(ended) = end.await {
+                            shared.forget(&ended);
+                            tracing::debug!(slot, pid = ended.pid, "aiomp worker recycled");
+                        }
+                    });
+                }
+                Stop::Died(ended) => {
+                    if let Some(ended) = ended {
+                        self.forget(&ended);
+                        if !self.is_stopping() {
+                            tracing::warn!(
+                                slot, pid = ended.pid, status = %ended.status, lost = ended.lost,
+                                "aiomp worker died; replacing it"
+                            );
+                        }
+                    }
+                }
+            }
+            if self.is_stopping() || (queue.is_closed() && queue.is_empty()) {
+                return;
+            }
+            match self.open_with_retries(slot).await {
+                Ok((next, next_end)) => {
+                    link = next;
+                    end = next_end;
+                }
+                Err(error) => {
+                    if !self.is_stopping() {
+                        let reason =
+                            format!("worker slot {slot} failed to start {MAX_START_ATTEMPTS} times in a row: {error}");
+                        tracing::error!(slot, %error, "aiomp pool failed");
+                        self.terminate(libc::SIGKILL, Some(reason));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands jobs from `queue` to `link` while the worker has free slots.
+    async fn feed(&self, link: &Link, queue_index: usize, end: &mut JoinHandle<LinkEnd>) -> Stop {
+        let queue = &self.receivers[queue_index];
+        let slots = Arc::new(Semaphore::new(self.child_concurrency));
+        let limit = self.max_tasks_per_child;
+        let mut sent = 0;
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+                ended = &mut *end => return Stop::Died(ended.ok()),
+            };
+            let job = tokio::select! {
+                job = queue.recv() => match job {
+                    Ok(job) => job,
+                    Err(_) => return Stop::QueueClosed,
+                },
+                ended = &mut *end => return Stop::Died(ended.ok()),
+            };
+            let mut batch = vec![(job, Some(permit))];
+            while limit == 0 || sent + (batch.len() as u64) < limit {
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    break;
+                };
+                let Ok(job) = queue.try_recv() else { break };
+                batch.push((job, Some(permit)));
+            }
+            sent += batch.len() as u64;
+            let refused = link.dispatch(batch);
+            if !refused.is_empty() {
+                // The worker died between taking these jobs and sending them:
+                // they never reached it, so they go back to the queue.
+                let ended = (&mut *end).await.ok();
+                for (job, _) in refused {
+                    self.requeue(job, queue_index, ended.as_ref());
+                }
+                return Stop::Died(ended);
+            }
+            if limit > 0 && sent >= limit {
+                return Stop::Recycle;
+            }
+        }
+    }
+
+    fn requeue(&self, job: Job, queue_index: usize, ended: Option<&LinkEnd>) {
+        let sender = self
+            .senders
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|senders| senders[queue_index].clone());
+        let job = match sender {
+            Some(sender) => match sender.try_send(job) {
+                Ok(()) => return,
+                Err(refused) => refused.into_inner(),
+            },
+            None => job,
+        };
+        let error = match ended {
+            Some(end) => Error::WorkerDied {
+                pid: end.pid,
+                status: end.status,
+            },
+            None => self.stopped_error(),
+        };
+        let _ = job.reply.send(Err(error));
+    }
+}

@@ -1,0 +1,535 @@
+//! `Process` and `Worker`: one function, one child process.
+//!
+//! `start` launches the child at once (so `pid` is known) and hands the rest
+//! (handshake, the call, waiting for the exit) to a task on the current tokio
+//! runtime, so the child makes progress whether or not anyone awaits `join`.
+
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{oneshot, watch};
+
+use crate::codec::DEFAULT_MAX_FRAME;
+use crate::error::{Error, Result};
+use crate::exit::ExitStatus;
+use crate::launch::{StartMethod, get_start_method, launch};
+use crate::link::{Answer, Job, Link, LinkConfig};
+use crate::os_child::OsChild;
+use crate::protocol::{Call, RuntimeFlavor, Settings};
+use crate::remote_fn::{RemoteFn, decode_output, encode_call, function_index};
+
+/// How long a child may take to answer the handshake and run its initializer.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a finished run left behind.
+#[derive(Debug, Clone)]
+struct Finished {
+    answer: Arc<Answer>,
+    status: ExitStatus,
+}
+
+/// A child process running one call.
+#[derive(Debug)]
+struct Running {
+    child: Arc<OsChild>,
+    finished: watch::Receiver<Option<Finished>>,
+    /// Set when this handle terminated or killed the child itself.
+    stopped: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    New,
+    Running(Running),
+    Closed,
+}
+
+/// What `Process` and `Worker` share: the call, the settings and the child.
+#[derive(Debug)]
+struct Handle {
+    name: Option<String>,
+    daemon: bool,
+    method: Option<StartMethod>,
+    target: Result<Call>,
+    initializer: Option<Result<Call>>,
+    state: State,
+}
+
+impl Handle {
+    fn new<F, Args, M>(args: &Args) -> Handle
+    where
+        F: RemoteFn<Args, M>,
+        Args: Serialize,
+    {
+        Handle {
+            name: None,
+            daemon: false,
+            method: None,
+            target: function_index::<F>().and_then(|f| encode_call(f, args)),
+            initializer: None,
+            state: State::New,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    fn start(&mut self) -> Result<()> {
+        match self.state {
+            State::New => {}
+            State::Running(_) => return Err(Error::InvalidState("process was already started")),
+            State::Closed => return Err(Error::InvalidState("process was closed")),
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::InvalidState("starting a process needs a tokio runtime: call start() from async code")
+        })?;
+        let target = self.target.as_ref().map_err(clone_error)?.clone();
+        let initializer = match &self.initializer {
+            Some(Ok(call)) => Some(call.clone()),
+            Some(Err(e)) => return Err(clone_error(e)),
+            None => None,
+        };
+        let config = LinkConfig {
+            method: self.method.unwrap_or_else(get_start_method),
+            settings: Settings {
+                runtime: RuntimeFlavor::CurrentThread,
+                initializer,
+                exception_handler: None,
+                abort_on_parent_exit: self.daemon,
+                max_frame: DEFAULT_MAX_FRAME,
+            },
+            start_timeout: START_TIMEOUT,
+            on_complete: None,
+            terminating: Arc::new(AtomicBool::new(false)),
+        };
+        let launched = {
+            let _guard = runtime.enter();
+            launch(config.method)?
+        };
+        let child = Arc::clone(&launched.child);
+        let (done, finished) = watch::channel(None);
+        runtime.spawn(async move {
+            let child = Arc::clone(&launched.child);
+            let answer = match Link::connect(&config, launched).await {
+                Ok((link, end)) => {
+                    let (reply, answer) = oneshot::channel();
+                    link.dispatch([(
+                        Job {
+                            id: 0,
+                            call: target,
+                            reply,
+                        },
+                        None,
+                    )]);
+                    link.drain();
+                    let answer = answer
+                        .await
+                        .unwrap_or(Err(Error::InvalidState("the worker's link dropped the task")));
+                    let _ = end.await;
+                    answer
+                }
+                Err(error) => Err(error),
+            };
+            let status = child.wait().await;
+            done.send_replace(Some(Finished {
+                answer: Arc::new(answer),
+                status,
+            }));
+        });
+        self.state = State::Running(Running {
+            child,
+            finished,
+            stopped: false,
+        });
+        Ok(())
+    }
+
+    /// Waits for the run to finish, starting it first if needed.
+    async fn finished(&mut self) -> Result<Finished> {
+        if let State::New = self.state {
+            self.start()?;
+        }
+        let running = match &mut self.state {
+            State::Running(running) => running,
+            State::New => unreachable!("started above"),
+            State::Closed => return Err(Error::InvalidState("process was closed")),
+        };
+        let mut finished = running.finished.clone();
+        let finished = finished
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Error::InvalidState("the runtime that drove this process shut down"))?;
+        let finished = finished.clone().expect("waited for Some");
+        match &*finished.answer {
+            Err(Error::WorkerDied { .. }) if running.stopped => {}
+            Err(e) => return Err(clone_error(e)),
+            Ok(_) => {}
+        }
+        Ok(finished)
+    }
+
+    fn running(&self) -> Option<&Running> {
+        match &self.state {
+            State::Running(running) => Some(running),
+            _ => None,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.running().map(|r| r.child.pid())
+    }
+
+    fn is_alive(&self) -> bool {
+        self.running().is_some_and(|r| r.child.try_wait().is_none())
+    }
+
+    fn exitcode(&self) -> Option<i32> {
+        self.running().and_then(|r| r.child.try_wait()).map(ExitStatus::code)
+    }
+
+    fn signal(&mut self, signal: i32) -> Result<()> {
+        match &mut self.state {
+            State::Running(running) => {
+                running.stopped = true;
+                running.child.signal(signal).map_err(|source| Error::Io {
+                    action: "signalling the process",
+                    source,
+                })
+            }
+            State::New => Err(Error::InvalidState("process was never started")),
+            State::Closed => Err(Error::InvalidState("process was closed")),
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.is_alive() {
+            return Err(Error::InvalidState("cannot close a process that is still running"));
+        }
+        self.state = State::Closed;
+        Ok(())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let State::Running(running) = &self.state {
+            if self.daemon {
+                running.child.kill_and_reap();
+            }
+        }
+    }
+}
+
+/// `Error` is not `Clone` (it holds `io::Error`); the shared copy is rebuilt.
+fn clone_error(error: &Error) -> Error {
+    match error {
+        Error::Remote(remote) => Error::Remote(remote.clone()),
+        Error::WorkerDied { pid, status } => Error::WorkerDied {
+            pid: *pid,
+            status: *status,
+        },
+        Error::Codec {
+            function,
+            action,
+            source,
+        } => Error::Codec {
+            function: function.clone(),
+            action,
+            source: source.clone(),
+        },
+        Error::NotRegistered { function } => Error::NotRegistered { function },
+        Error::DuplicateFunction { id } => Error::DuplicateFunction { id: id.clone() },
+        Error::Handshake { pid, reason } => Error::Handshake {
+            pid: *pid,
+            reason: reason.clone(),
+        },
+        Error::Transport { pid, reason } => Error::Transport {
+            pid: *pid,
+            reason: reason.clone(),
+        },
+        Error::InvalidState(message) => Error::InvalidState(message),
+        Error::InvalidConfig(message) => Error::InvalidConfig(message.clone()),
+        Error::PoolFailed { reason } => Error::PoolFailed { reason: reason.clone() },
+        Error::Spawn(source) => Error::Spawn(std::io::Error::new(source.kind(), source.to_string())),
+        Error::Io { action, source } => Error::Io {
+            action,
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::PoolClosed => Error::PoolClosed,
+        Error::PoolStillOpen => Error::PoolStillOpen,
+        Error::PoolTerminated => Error::PoolTerminated,
+        Error::Timeout => Error::Timeout,
+        Error::NotCompleted => Error::NotCompleted,
+    }
+}
+
+macro_rules! handle_methods {
+    () => {
+        /// Sets the process's name (default: empty).
+        pub fn name(mut self, name: impl Into<String>) -> Self {
+            self.handle.name = Some(name.into());
+            self
+        }
+
+        /// Makes it a daemon: it is killed when this handle is dropped, and
+        /// aborts its work if the parent process goes away. A non-daemon
+        /// process finishes its call even then.
+        pub fn daemon(mut self, daemon: bool) -> Self {
+            self.handle.daemon = daemon;
+            self
+        }
+
+        /// Runs `f(args)` in the child before the target (a `#[remote]` fn).
+        pub fn initializer<F, Args, M>(mut self, _f: F, args: Args) -> Self
+        where
+            F: RemoteFn<Args, M>,
+            Args: Serialize,
+        {
+            self.handle.initializer = Some(function_index::<F>().and_then(|f| encode_call(f, &args)));
+            self
+        }
+
+        /// Starts the child with `method` instead of the global start method.
+        pub fn start_method(mut self, method: StartMethod) -> Self {
+            self.handle.method = Some(method);
+            self
+        }
+
+        /// The process's name.
+        pub fn get_name(&self) -> &str {
+            self.handle.name()
+        }
+
+        /// Whether it is a daemon.
+        pub fn is_daemon(&self) -> bool {
+            self.handle.daemon
+        }
+
+        /// Starts the child process. Must be called within a tokio runtime.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidState`] if it was already started or closed, or
+        /// when called outside a tokio runtime; [`Error::NotRegistered`] and
+        /// [`Error::Codec`] for a target that cannot be sent; [`Error::Spawn`]
+        /// if the OS refused to start it.
+        pub fn start(&mut self) -> Result<()> {
+            self.handle.start()
+        }
+
+        /// The child's process ID, once started.
+        pub fn pid(&self) -> Option<u32> {
+            self.handle.pid()
+        }
+
+        /// Whether the child is running.
+        pub fn is_alive(&self) -> bool {
+            self.handle.is_alive()
+        }
+
+        /// `None` while running (or never started); the exit code once it
+        /// exited, or `-N` if signal `N` killed it, as in Python.
+        pub fn exitcode(&self) -> Option<i32> {
+            self.handle.exitcode()
+        }
+
+        /// Sends SIGTERM. A later `join` returns once it has exited.
+        pub fn terminate(&mut self) -> Result<()> {
+            self.handle.signal(libc::SIGTERM)
+        }
+
+        /// Sends SIGKILL. A later `join` returns once it has exited.
+        pub fn kill(&mut self) -> Result<()> {
+            self.handle.signal(libc::SIGKILL)
+        }
+
+        /// Releases the handle's resources. Refused while the child runs;
+        /// afterwards every other call on the handle is refused.
+        pub fn close(&mut self) -> Result<()> {
+            self.handle.close()
+        }
+    };
+}
+
+/// A child process running one `#[remote]` function, for a job whose exit
+/// status is enough.
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// #[aiomp::remote]
+/// async fn job() {}
+///
+/// # async fn run() -> aiomp::Result<()> {
+/// let mut p = aiomp::Process::new(job).name("job-1");
+/// p.start()?;
+/// p.join().await?;
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a process does nothing until started or joined"]
+pub struct Process {
+    handle: Handle,
+}
+
+impl Process {
+    /// A process that will run `f()`.
+    pub fn new<F, M>(f: F) -> Process
+    where
+        F: RemoteFn<(), M>,
+    {
+        Process::with_args(f, ())
+    }
+
+    /// A process that will run `f(args...)`; `args` is the argument tuple.
+    pub fn with_args<F, Args, M>(_f: F, args: Args) -> Process
+    where
+        F: RemoteFn<Args, M>,
+        Args: Serialize,
+    {
+        Process {
+            handle: Handle::new::<F, Args, M>(&args),
+        }
+    }
+
+    handle_methods!();
+
+    /// Waits for the child to finish, starting it first if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`] if the function panicked, [`Error::WorkerDied`] if the
+    /// child died on its own (not by this handle's `terminate` or `kill`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the child keeps running, and a later `join` picks it up.
+    pub async fn join(&mut self) -> Result<()> {
+        self.handle.finished().await.map(drop)
+    }
+
+    /// [`join`](Self::join) with a deadline: [`Error::Timeout`] when it passes,
+    /// and the child keeps running.
+    pub async fn join_timeout(&mut self, timeout: Duration) -> Result<()> {
+        tokio::time::timeout(timeout, self.join())
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+}
+
+impl IntoFuture for Process {
+    type Output = Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move { self.join().await })
+    }
+}
+
+/// A child process running one `#[remote]` function, returning its result.
+///
+/// ```no_run
+/// #[aiomp::remote]
+/// async fn double(x: u64) -> u64 { x * 2 }
+///
+/// # async fn run() -> aiomp::Result<()> {
+/// let v: u64 = aiomp::Worker::with_args(double, (21,)).await?;
+/// assert_eq!(v, 42);
+/// # Ok(()) }
+/// ```
+#[must_use = "a worker does nothing until started or awaited"]
+pub struct Worker<R> {
+    handle: Handle,
+    result: OnceLock<R>,
+    _output: PhantomData<fn() -> R>,
+}
+
+impl<R: std::fmt::Debug> std::fmt::Debug for Worker<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("handle", &self.handle)
+            .field("result", &self.result.get())
+            .finish()
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> Worker<R> {
+    /// A worker that will run `f()`.
+    pub fn new<F, M>(f: F) -> Worker<R>
+    where
+        F: RemoteFn<(), M, Output = R>,
+    {
+        Worker::with_args(f, ())
+    }
+
+    /// A worker that will run `f(args...)`; `args` is the argument tuple.
+    pub fn with_args<F, Args, M>(_f: F, args: Args) -> Worker<R>
+    where
+        F: RemoteFn<Args, M, Output = R>,
+        Args: Serialize,
+    {
+        Worker {
+            handle: Handle::new::<F, Args, M>(&args),
+            result: OnceLock::new(),
+            _output: PhantomData,
+        }
+    }
+
+    handle_methods!();
+
+    /// Waits for the result, starting the worker first if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`] if the function panicked, [`Error::WorkerDied`] if the
+    /// child died, [`Error::Codec`] if the result did not decode.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the child keeps running, and a later `join` picks it up.
+    pub async fn join(&mut self) -> Result<R> {
+        let finished = self.handle.finished().await?;
+        let bytes = match &*finished.answer {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                return Err(Error::InvalidState(
+                    "the worker was stopped before it returned a result",
+                ));
+            }
+        };
+        let function = self.handle.target.as_ref().map_or(0, |call| call.function);
+        if self.result.get().is_none() {
+            let _ = self.result.set(decode_output(function, bytes)?);
+        }
+        decode_output(function, bytes)
+    }
+
+    /// [`join`](Self::join) with a deadline: [`Error::Timeout`] when it passes,
+    /// and the child keeps running.
+    pub async fn join_timeout(&mut self, timeout: Duration) -> Result<R> {
+        tokio::time::timeout(timeout, self.join())
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+
+    /// The result of a completed `join`; [`Error::NotCompleted`] before that.
+    pub fn result(&self) -> Result<&R> {
+        self.result.get().ok_or(Error::NotCompleted)
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> IntoFuture for Worker<R> {
+    type Output = Result<R>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<R>> + Send>>;
+
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move { self.join().await })
+    }
+}

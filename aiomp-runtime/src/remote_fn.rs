@@ -1,0 +1,115 @@
+//! What a `#[remote]` function looks like from the parent: its argument tuple
+//! and output type, and how its calls are encoded.
+
+use std::future::Future;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::protocol::{Call, TaskError};
+use crate::registry::{FunctionIndex, Registry};
+
+/// Marks the [`RemoteFn`] implementation of an `async fn`.
+#[derive(Debug)]
+pub enum AsyncFn {}
+
+/// Marks the [`RemoteFn`] implementation of a plain `fn`.
+#[derive(Debug)]
+pub enum BlockingFn {}
+
+/// A function that can run in a worker, called with the argument tuple `Args`.
+///
+/// Implemented for every `async fn` and `fn` of up to eight arguments whose
+/// arguments and output can cross the process boundary; `Marker` tells the two
+/// apart and is always inferred. Whether the function is actually
+/// `#[remote]` is checked when it is called: an unregistered function gives
+/// [`Error::NotRegistered`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be called remotely with arguments `{Args}`",
+    label = "expects a #[remote] fn whose arguments match this tuple",
+    note = "pass the argument tuple: `()` for none, `(x,)` for one, `(a, b)` for two"
+)]
+pub trait RemoteFn<Args, Marker>: Copy + Send + Sync + 'static {
+    /// What the function returns (for an `async fn`, what its future yields).
+    type Output: DeserializeOwned + Send + 'static;
+}
+
+macro_rules! remote_fn_impls {
+    ($($arg:ident),*) => {
+        impl<F, Fut, $($arg,)*> RemoteFn<($($arg,)*), AsyncFn> for F
+        where
+            F: Fn($($arg),*) -> Fut + Copy + Send + Sync + 'static,
+            Fut: Future,
+            Fut::Output: DeserializeOwned + Send + 'static,
+            $($arg: Serialize,)*
+        {
+            type Output = Fut::Output;
+        }
+
+        impl<F, R, $($arg,)*> RemoteFn<($($arg,)*), BlockingFn> for F
+        where
+            F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
+            R: DeserializeOwned + Send + 'static,
+            $($arg: Serialize,)*
+        {
+            type Output = R;
+        }
+    };
+}
+
+remote_fn_impls!();
+remote_fn_impls!(A1);
+remote_fn_impls!(A1, A2);
+remote_fn_impls!(A1, A2, A3);
+remote_fn_impls!(A1, A2, A3, A4);
+remote_fn_impls!(A1, A2, A3, A4, A5);
+remote_fn_impls!(A1, A2, A3, A4, A5, A6);
+remote_fn_impls!(A1, A2, A3, A4, A5, A6, A7);
+remote_fn_impls!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// The registry index of the function `F`.
+pub(crate) fn function_index<F: 'static>() -> Result<FunctionIndex, Error> {
+    Registry::get()?.index_of::<F>()
+}
+
+/// The stable ID of the function at `index`, for error messages.
+pub(crate) fn function_id(index: FunctionIndex) -> String {
+    Registry::get()
+        .ok()
+        .and_then(|r| r.id(index))
+        .map_or_else(|| format!("#{index}"), str::to_owned)
+}
+
+/// Encodes a call of the function at `function` with `args`.
+pub(crate) fn encode_call<Args: Serialize>(function: FunctionIndex, args: &Args) -> Result<Call, Error> {
+    match postcard::to_stdvec(args) {
+        Ok(args) => Ok(Call { function, args }),
+        Err(source) => Err(Error::Codec {
+            function: function_id(function),
+            action: "encode the arguments",
+            source,
+        }),
+    }
+}
+
+/// Decodes the return value of the function at `function`.
+pub(crate) fn decode_output<R: DeserializeOwned>(function: FunctionIndex, bytes: &[u8]) -> Result<R, Error> {
+    crate::codec::decode(bytes).map_err(|source| Error::Codec {
+        function: function_id(function),
+        action: "decode the result",
+        source,
+    })
+}
+
+/// The caller's error for a task that failed in the worker.
+pub(crate) fn task_error(function: FunctionIndex, error: TaskError) -> Error {
+    match error {
+        TaskError::Remote(remote) => Error::Remote(Box::new(remote)),
+        TaskError::Codec { action, error } => Error::Codec {
+            function: function_id(function),
+            action: action.describe(),
+            source: error,
+        },
+    }
+}

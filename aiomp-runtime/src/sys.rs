@@ -1,0 +1,125 @@
+//! Every `unsafe` call of the runtime, each a thin wrapper over one libc call.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A pidfd for `pid`: readable once the process exits.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` to the process behind `pidfd` (no pid-reuse race).
+pub(crate) fn pidfd_send_signal(pidfd: RawFd, signal: i32) -> io::Result<()> {
+    // SAFETY: a valid fd, a signal number, a null siginfo and zero flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sends `signal` to `pid`. Only for children not yet reaped.
+pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    check(unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
+}
+
+/// Reaps `pid` if it exited: `Ok(Some(raw status))`, or `Ok(None)` while it runs.
+pub(crate) fn waitpid(pid: u32, block: bool) -> io::Result<Option<i32>> {
+    let mut status = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: status is a valid out-pointer for the duration of the call.
+        let ret = unsafe { libc::waitpid(pid as libc::pid_t, &raw mut status, flags) };
+        match ret {
+            0 => return Ok(None),
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            _ => return Ok(Some(status)),
+        }
+    }
+}
+
+/// Makes the child of `command` inherit `fd` across its `exec` (and no other
+/// process: the flag is cleared only in the forked child).
+pub(crate) fn keep_fd_across_exec(command: &mut std::process::Command, fd: RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls fcntl,
+    // which is async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || clear_cloexec(fd));
+    }
+}
+
+/// Lets `fd` survive `exec`. Async-signal-safe: for use between fork and exec.
+fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number; an invalid one gives EBADF.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// Takes ownership of an inherited fd after checking that it is a socket, and
+/// marks it close-on-exec so that the worker's own children do not inherit it.
+pub(crate) fn adopt_inherited_socket(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten by fstat.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: stat is a valid out-pointer; an invalid fd gives EBADF.
+    check(unsafe { libc::fstat(fd, &raw mut stat) })?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: fcntl on a valid fd.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    // SAFETY: the parent passed this fd to this process alone, and it is
+    // adopted once (the caller takes the environment variable that names it).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Exits at once, without running destructors or flushing stdio buffers
+/// other than what the caller flushed. For children whose work is done.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// Registers a duplicate of `fd` with tokio's reactor for readability.
+pub(crate) fn async_readable(fd: &OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    let owned = fd.try_clone()?;
+    // SAFETY: the AsyncFd owns `owned` (a fresh duplicate) for its whole life,
+    // and `OwnedFd::as_raw_fd` always returns that same fd.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}

@@ -1,0 +1,143 @@
+//! One framed channel to one child, and the handshake that opens it.
+//!
+//! The channel is one end of a socketpair that the child inherited: nothing
+//! listens, so nothing else can connect. The handshake checks that both
+//! ends were built from the same registry.
+
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use crate::codec::{decode, encode, frame_codec};
+use crate::error::Error;
+use crate::os_child::OsChild;
+use crate::protocol::{Hello, Welcome};
+
+/// The reading half of a channel: typed messages out of frames.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+}
+
+/// The writing half of a channel: typed messages into frames.
+#[derive(Debug)]
+pub(crate) struct FrameWriter {
+    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+}
+
+/// Why a channel stopped delivering messages.
+#[derive(Debug)]
+pub(crate) enum ChannelError {
+    /// The peer closed its end.
+    Closed,
+    /// A read or write failed, or a frame was over the limit.
+    Io(std::io::Error),
+    /// A frame did not decode into the expected message.
+    Malformed(postcard::Error),
+}
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelError::Closed => f.write_str("the peer closed the channel"),
+            ChannelError::Io(e) => write!(f, "{e}"),
+            ChannelError::Malformed(e) => write!(f, "malformed frame: {e}"),
+        }
+    }
+}
+
+/// Splits a connected stream into its two framed halves.
+pub(crate) fn channel(stream: StdUnixStream, max_frame: usize) -> std::io::Result<(FrameReader, FrameWriter)> {
+    stream.set_nonblocking(true)?;
+    let (read, write) = UnixStream::from_std(stream)?.into_split();
+    Ok((
+        FrameReader {
+            frames: FramedRead::new(read, frame_codec(max_frame)),
+        },
+        FrameWriter {
+            frames: FramedWrite::new(write, frame_codec(max_frame)),
+        },
+    ))
+}
+
+impl FrameReader {
+    /// The next message; `Err(Closed)` at a clean end of stream.
+    pub(crate) async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ChannelError> {
+        match self.frames.next().await {
+            Some(Ok(frame)) => decode(&frame).map_err(ChannelError::Malformed),
+            Some(Err(e)) => Err(ChannelError::Io(e)),
+            None => Err(ChannelError::Closed),
+        }
+    }
+}
+
+impl FrameWriter {
+    /// Queues a message without flushing: several fed messages go out in one write.
+    pub(crate) async fn feed<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
+        let frame = encode(message).map_err(ChannelError::Malformed)?;
+        self.frames.feed(Bytes::from(frame)).await.map_err(ChannelError::Io)
+    }
+
+    /// Writes out everything fed so far.
+    pub(crate) async fn flush(&mut self) -> Result<(), ChannelError> {
+        SinkExt::<Bytes>::flush(&mut self.frames)
+            .await
+            .map_err(ChannelError::Io)
+    }
+
+    /// Sends one message and flushes.
+    pub(crate) async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+}
+
+/// Sends `hello` and waits for the child's [`Welcome`], racing the child's exit
+/// and `deadline`: a child that dies or hangs before answering is an error.
+pub(crate) async fn handshake(
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+    child: &OsChild,
+    hello: &Hello,
+    deadline: Duration,
+) -> Result<(), Error> {
+    let pid = child.pid();
+    let exchange = async {
+        writer.send(hello).await?;
+        reader.recv::<Welcome>().await
+    };
+    let welcome = tokio::select! {
+        welcome = exchange => welcome,
+        status = child.wait() => {
+            return Err(Error::Handshake {
+                pid,
+                reason: format!(
+                    "it ended ({status}) before answering; a program that spawns workers must start \
+                     `main` with #[aiomp::main] or call aiomp::init() first, and use #[aiomp::test] in tests"
+                ),
+            });
+        }
+        () = tokio::time::sleep(deadline) => {
+            return Err(Error::Handshake { pid, reason: format!("no answer within {deadline:?}") });
+        }
+    };
+    let welcome = welcome.map_err(|e| Error::Handshake {
+        pid,
+        reason: format!("{e}"),
+    })?;
+    welcome.accepted.map_err(|reason| Error::Handshake { pid, reason })?;
+    if welcome.fingerprint != hello.fingerprint {
+        return Err(Error::Handshake {
+            pid,
+            reason: "its registry of remote functions differs from the parent's (a different binary)".into(),
+        });
+    }
+    Ok(())
+}
