@@ -1,0 +1,4 @@
+#[aiomp::main]
+async fn main(args: Vec<String>) {
+    drop(args);
+}

@@ -1,0 +1,2 @@
+#[aiomp::main]
+fn main() {}

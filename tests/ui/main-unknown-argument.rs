@@ -1,0 +1,2 @@
+#[aiomp::main(start_paused = true)]
+async fn main() {}

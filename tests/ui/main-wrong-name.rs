@@ -1,0 +1,4 @@
+#[aiomp::main]
+async fn run() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use aiomp::remote;
+
+#[remote]
+struct Job {
+    id: u64,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[aiomp::test]
+fn not_async() {}
+
+fn main() {}

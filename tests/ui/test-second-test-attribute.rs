@@ -1,0 +1,5 @@
+#[aiomp::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[aiomp::test(timeout = 5)]
+async fn with_timeout() {}
+
+fn main() {}
