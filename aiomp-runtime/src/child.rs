@@ -6,7 +6,7 @@
 //! or when the parent's end of the channel closes.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
-use crate::launch::WORKER_ENV;
+use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token};
 use crate::panic::{self, PanicReport};
 use crate::protocol::{Call, CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, TaskError, Welcome};
 use crate::registry::{InvokeError, Registry};
@@ -46,19 +46,21 @@ pub(crate) fn serve_if_child() {
         // A worker's own code called init() again: it is already serving.
         return;
     }
-    let fd = value
-        .to_str()
-        .and_then(|v| v.strip_prefix("spawn:"))
-        .and_then(|fd| fd.parse::<RawFd>().ok());
-    let stream = match fd.map(sys::adopt_inherited_socket) {
-        Some(Ok(fd)) => UnixStream::from(fd),
-        Some(Err(e)) => die(
+    let parsed = value.to_str().and_then(|v| v.strip_prefix("spawn:")).and_then(|rest| {
+        let (fd, token) = rest.split_once(':')?;
+        Some((fd.parse::<RawFd>().ok()?, parse_token(token)?))
+    });
+    let Some((fd, token)) = parsed else {
+        die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} is malformed: {value:?}"));
+    };
+    let stream = match sys::adopt_inherited_socket(fd) {
+        Ok(fd) => UnixStream::from(fd),
+        Err(e) => die(
             EXIT_HANDSHAKE,
             &format!("{WORKER_ENV} is set but names no inherited channel: {e}"),
         ),
-        None => die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} is malformed: {value:?}")),
     };
-    serve(stream)
+    serve(stream, &token)
 }
 
 /// Stops a process that was started as a worker but is about to start
@@ -80,11 +82,24 @@ fn die(code: i32, message: &str) -> ! {
 }
 
 /// Serves the parent on `stream` until it is done with this worker, then exits.
-pub(crate) fn serve(mut stream: UnixStream) -> ! {
+///
+/// The parent must first send `token`: nothing else on the channel is read,
+/// let alone decoded, before that.
+pub(crate) fn serve(mut stream: UnixStream, token: &Token) -> ! {
     let registry = Registry::get();
-    let hello = stream
+    let mut sent_token = [0; TOKEN_BYTES];
+    let authenticated = stream
         .set_read_timeout(Some(HELLO_TIMEOUT))
-        .and_then(|()| codec::read_frame(&mut stream, DEFAULT_MAX_FRAME))
+        .and_then(|()| stream.read_exact(&mut sent_token));
+    match authenticated {
+        Ok(()) if constant_time_eq(&sent_token, token) => {}
+        Ok(()) => die(EXIT_HANDSHAKE, "refused the channel: wrong token"),
+        Err(e) => die(
+            EXIT_HANDSHAKE,
+            &format!("refused the channel: no token from the parent: {e}"),
+        ),
+    }
+    let hello = codec::read_frame(&mut stream, DEFAULT_MAX_FRAME)
         .and_then(|frame| codec::decode::<Hello>(&frame).map_err(std::io::Error::other));
     let hello = match hello {
         Ok(hello) => hello,
@@ -120,6 +135,11 @@ pub(crate) fn serve(mut stream: UnixStream) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     sys::exit_now(code)
+}
+
+/// Compares two tokens without returning early on the first difference.
+fn constant_time_eq(a: &Token, b: &Token) -> bool {
+    a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 fn build_runtime(flavor: RuntimeFlavor) -> std::io::Result<tokio::runtime::Runtime> {

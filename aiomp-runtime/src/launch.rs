@@ -1,7 +1,9 @@
 //! Starting a child that holds one end of a private channel.
 //!
 //! Spawn re-executes the current binary with the child's end of a socketpair
-//! inherited (the only fd it gets beyond stdio), named in the environment.
+//! inherited (the only fd it gets beyond stdio), named in the environment
+//! with a random token the parent sends first on the channel: a process that
+//! got hold of the socket some other way cannot pass for the parent.
 //! Its `main` (or its `#[aiomp::test]`) calls [`init`](crate::init) first,
 //! which finds the fd and serves.
 
@@ -44,11 +46,48 @@ pub fn get_start_method() -> StartMethod {
     DEFAULT_METHOD.lock().unwrap().unwrap_or_default()
 }
 
+/// The secret a child must be sent before anything else on its channel.
+pub(crate) type Token = [u8; TOKEN_BYTES];
+
+/// The length of a [`Token`].
+pub(crate) const TOKEN_BYTES: usize = 16;
+
 /// A started child and the parent's end of its channel.
 #[derive(Debug)]
 pub(crate) struct Launched {
     pub(crate) child: Arc<OsChild>,
     pub(crate) stream: UnixStream,
+    pub(crate) token: Token,
+}
+
+/// A fresh random token from the OS.
+pub(crate) fn random_token() -> Result<Token, Error> {
+    use std::io::Read;
+    let mut token = [0; TOKEN_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut token))
+        .map_err(|source| Error::Io {
+            action: "reading /dev/urandom for a channel token",
+            source,
+        })?;
+    Ok(token)
+}
+
+/// The token as lowercase hex, for the environment.
+pub(crate) fn token_hex(token: &Token) -> String {
+    token.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses [`token_hex`]'s output.
+pub(crate) fn parse_token(hex: &str) -> Option<Token> {
+    let mut token = [0; TOKEN_BYTES];
+    if hex.len() != TOKEN_BYTES * 2 {
+        return None;
+    }
+    for (i, byte) in token.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(token)
 }
 
 /// Starts a child with `method`.
@@ -70,13 +109,14 @@ fn spawn() -> Result<Launched, Error> {
             ));
         }
     };
+    let token = random_token()?;
     let exe = std::env::current_exe().map_err(Error::Spawn)?;
     let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
     let fd = child_end.as_raw_fd();
     let mut command = Command::new(exe);
     command
         .args(args)
-        .env(WORKER_ENV, format!("spawn:{fd}"))
+        .env(WORKER_ENV, format!("spawn:{fd}:{}", token_hex(&token)))
         .stdin(Stdio::null());
     sys::keep_fd_across_exec(&mut command, fd);
     let child = command.spawn().map_err(Error::Spawn)?;
@@ -84,5 +124,6 @@ fn spawn() -> Result<Launched, Error> {
     Ok(Launched {
         child: OsChild::adopt(child.id()),
         stream: parent_end,
+        token,
     })
 }

@@ -7,6 +7,7 @@
 //! exit status.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,8 +108,15 @@ impl Link {
         let registry = Registry::get()?;
         let child = launched.child;
         let opened = async {
+            let stream = launched.stream;
+            // The token goes first, before any frame: 16 bytes into a fresh
+            // socket buffer never block.
+            (&stream).write_all(&launched.token).map_err(|source| Error::Io {
+                action: "sending a worker its channel token",
+                source,
+            })?;
             let (mut reader, mut writer) =
-                transport::channel(launched.stream, config.settings.max_frame).map_err(|source| Error::Io {
+                transport::channel(stream, config.settings.max_frame).map_err(|source| Error::Io {
                     action: "registering a worker's channel",
                     source,
                 })?;

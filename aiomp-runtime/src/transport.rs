@@ -24,6 +24,7 @@ use crate::protocol::{Hello, Welcome};
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    max_frame: usize,
 }
 
 /// The writing half of a channel: typed messages into frames.
@@ -60,6 +61,7 @@ pub(crate) fn channel(stream: StdUnixStream, max_frame: usize) -> std::io::Resul
     Ok((
         FrameReader {
             frames: FramedRead::new(read, frame_codec(max_frame)),
+            max_frame,
         },
         FrameWriter {
             frames: FramedWrite::new(write, frame_codec(max_frame)),
@@ -72,6 +74,11 @@ impl FrameReader {
     pub(crate) async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ChannelError> {
         match self.frames.next().await {
             Some(Ok(frame)) => decode(&frame).map_err(ChannelError::Malformed),
+            // The codec refuses an oversized length prefix before allocating.
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => Err(ChannelError::Io(std::io::Error::new(
+                e.kind(),
+                format!("a frame's length prefix exceeds the limit of {} bytes", self.max_frame),
+            ))),
             Some(Err(e)) => Err(ChannelError::Io(e)),
             None => Err(ChannelError::Closed),
         }
