@@ -168,7 +168,8 @@ impl Handle {
             .map_err(|_| Error::InvalidState("the runtime that drove this process shut down"))?;
         let finished = finished.clone().expect("waited for Some");
         match &*finished.answer {
-            Err(Error::WorkerDied { .. }) if running.stopped => {}
+            // This handle stopped it (maybe before the handshake completed).
+            Err(_) if running.stopped && matches!(finished.status, ExitStatus::Signal(_)) => {}
             Err(e) => return Err(clone_error(e)),
             Ok(_) => {}
         }

@@ -17,6 +17,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::codec::{decode, encode, frame_codec};
 use crate::error::Error;
+use crate::exit::ExitStatus;
 use crate::os_child::OsChild;
 use crate::protocol::{Hello, Welcome};
 
@@ -122,23 +123,24 @@ pub(crate) async fn handshake(
     };
     let welcome = tokio::select! {
         welcome = exchange => welcome,
-        status = child.wait() => {
-            return Err(Error::Handshake {
-                pid,
-                reason: format!(
-                    "it ended ({status}) before answering; a program that spawns workers must start \
-                     `main` with #[aiomp::main] or call aiomp::init() first, and use #[aiomp::test] in tests"
-                ),
-            });
-        }
+        status = child.wait() => return Err(ended_before_answering(pid, status)),
         () = tokio::time::sleep(deadline) => {
             return Err(Error::Handshake { pid, reason: format!("no answer within {deadline:?}") });
         }
     };
-    let welcome = welcome.map_err(|e| Error::Handshake {
-        pid,
-        reason: format!("{e}"),
-    })?;
+    let welcome = match welcome {
+        Ok(welcome) => welcome,
+        Err(error) => {
+            // A broken channel usually means the child died: say so if it did.
+            if let Ok(status) = tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+                return Err(ended_before_answering(pid, status));
+            }
+            return Err(Error::Handshake {
+                pid,
+                reason: error.to_string(),
+            });
+        }
+    };
     welcome.accepted.map_err(|reason| Error::Handshake { pid, reason })?;
     if welcome.fingerprint != hello.fingerprint {
         return Err(Error::Handshake {
@@ -147,4 +149,18 @@ pub(crate) async fn handshake(
         });
     }
     Ok(())
+}
+
+/// The error for a child that exited before completing the handshake.
+fn ended_before_answering(pid: u32, status: ExitStatus) -> Error {
+    let hint = if status == ExitStatus::Code(0) || status == ExitStatus::Code(crate::child::EXIT_STRAY_CHILD) {
+        "; a program that spawns workers must start `main` with #[aiomp::main] or call aiomp::init() first, \
+         and use #[aiomp::test] in tests"
+    } else {
+        ""
+    };
+    Error::Handshake {
+        pid,
+        reason: format!("it ended ({status}) before answering{hint}"),
+    }
 }

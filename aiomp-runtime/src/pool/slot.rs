@@ -179,6 +179,8 @@ impl Shared {
     /// Hands jobs from `queue` to `link` while the worker has free slots.
     async fn feed(&self, link: &Link, queue_index: usize, end: &mut JoinHandle<LinkEnd>) -> Stop {
         let queue = &self.receivers[queue_index];
+        // The slots `i` with `i % queue_count == queue_index` share this queue.
+        let sharers = (self.processes - queue_index).div_ceil(self.queue_count);
         let slots = Arc::new(Semaphore::new(self.child_concurrency));
         let limit = self.max_tasks_per_child;
         let mut sent = 0;
@@ -194,8 +196,12 @@ impl Shared {
                 },
                 ended = &mut *end => return Stop::Died(ended.ok()),
             };
+            // Take no more than a fair share of what is queued, so that the
+            // workers sharing this queue split a burst evenly instead of the
+            // first one awake taking it all.
+            let share = (queue.len() + 1).div_ceil(sharers).max(1);
             let mut batch = vec![(job, Some(permit))];
-            while limit == 0 || sent + (batch.len() as u64) < limit {
+            while batch.len() < share && (limit == 0 || sent + (batch.len() as u64) < limit) {
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                     break;
                 };
