@@ -1,0 +1,878 @@
+//! How a `Pool` behaves under load, with failing workers, with
+//! cancellation and shutdown, and with custom configuration: one test per
+//! behaviour the design promises (see PITFALLS.md).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::{Future, IntoFuture};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aiomp::{Error, ExitStatus, Pool, QueueId, RemoteErrorKind, RoundRobin, Scheduler, TaskId, WorkerRuntime, remote};
+use futures_util::StreamExt;
+
+/// Every test body runs under this deadline, so a hang fails instead of hanging CI.
+const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+async fn within<F: Future>(body: F) -> F::Output {
+    tokio::time::timeout(TEST_DEADLINE, body)
+        .await
+        .expect("the test did not finish within its deadline")
+}
+
+#[remote]
+async fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[remote]
+async fn whoami() -> u32 {
+    std::process::id()
+}
+
+/// Sleeps, then returns its worker's pid.
+#[remote]
+async fn sleep_ms(ms: u64) -> u32 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::process::id()
+}
+
+/// Sleeps, then returns `(index, pid)`.
+#[remote]
+async fn sleep_then_echo(index: u64, ms: u64) -> (u64, u32) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    (index, std::process::id())
+}
+
+/// Reverses the bytes and flips each one: an 8 MiB result that depends on
+/// every byte of the 8 MiB argument.
+#[remote]
+async fn transform_bytes(data: Vec<u8>) -> Vec<u8> {
+    data.into_iter().rev().map(|b| !b).collect()
+}
+
+#[remote]
+async fn string_len_and_echo(text: String) -> (usize, String) {
+    (text.len(), text)
+}
+
+#[remote]
+async fn abort_after(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::process::abort();
+}
+
+/// Returns its pid; routed to queue 0 by [`ByFunction`].
+#[remote]
+async fn on_queue_zero() -> u32 {
+    std::process::id()
+}
+
+/// Creates `started`, sleeps, then creates `done`.
+#[remote]
+async fn touch_after(started: String, done: String, ms: u64) {
+    std::fs::write(&started, b"started").expect("write the started marker");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::fs::write(&done, b"done").expect("write the done marker");
+}
+
+/// Panics for `index == fail`, otherwise sleeps 500 ms and returns its pid.
+#[remote]
+async fn fail_one(index: u64, fail: u64) -> u32 {
+    assert!(index != fail, "boom {index}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::process::id()
+}
+
+/// What the worker's runtime looks like from inside a task.
+#[remote]
+async fn runtime_shape() -> (String, usize, u64) {
+    let handle = tokio::runtime::Handle::current();
+    let flavor = format!("{:?}", handle.runtime_flavor());
+    let workers = handle.metrics().num_workers();
+    // Work spawned on the runtime runs, and a blocking section does not stall it.
+    let spawned = tokio::spawn(async { 20 }).await.expect("spawned task");
+    let blocking = tokio::task::spawn_blocking(|| 22).await.expect("blocking task");
+    (flavor, workers, spawned + blocking)
+}
+
+static LEVEL: AtomicU64 = AtomicU64::new(0);
+
+#[remote]
+async fn set_level(level: u64) {
+    LEVEL.store(level, Ordering::SeqCst);
+}
+
+#[remote]
+async fn read_level() -> (u64, u32) {
+    (LEVEL.load(Ordering::SeqCst), std::process::id())
+}
+
+#[remote]
+async fn exploding_init() {
+    panic!("init exploded");
+}
+
+/// Whether `pid` names a process, zombie or not.
+fn process_exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+fn kill(pid: u32, signal: i32) {
+    // SAFETY: sends a signal to one of this test's own workers.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+}
+
+/// Waits up to `limit` for `condition` to hold; returns whether it did.
+async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("aiomp-pool-behaviour-{name}-{}", std::process::id()))
+}
+
+fn remove_if_exists(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("could not remove {}: {e}", path.display()),
+    }
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 temp path").to_owned()
+}
+
+/// Routes tasks by function: `abort_after` and `on_queue_zero` to queue 0,
+/// everything else to queue 1.
+#[derive(Debug, Default)]
+struct ByFunction {
+    queues: usize,
+}
+
+impl Scheduler for ByFunction {
+    fn register_queue(&mut self) -> QueueId {
+        self.queues += 1;
+        QueueId::from(self.queues - 1)
+    }
+
+    fn register_process(&mut self, _queue: QueueId) {}
+
+    fn schedule_task(&mut self, _task: TaskId, function: &str, _args: &[u8]) -> QueueId {
+        if function.ends_with("abort_after") || function.ends_with("on_queue_zero") {
+            QueueId::from(0usize)
+        } else {
+            QueueId::from(1usize)
+        }
+    }
+
+    fn complete_task(&mut self, _task: TaskId) {}
+}
+
+/// What a recording scheduler saw.
+#[derive(Debug, Default)]
+struct Seen {
+    queues: usize,
+    processes: Vec<usize>,
+    /// The queue chosen for each task, in the order they were scheduled.
+    scheduled: Vec<(u64, usize)>,
+    completed: Vec<u64>,
+}
+
+/// Sends every task to queue 0, recording what the pool told it.
+#[derive(Debug)]
+struct AllToFirst {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Scheduler for AllToFirst {
+    fn register_queue(&mut self) -> QueueId {
+        let mut seen = self.seen.lock().unwrap();
+        seen.queues += 1;
+        QueueId::from(seen.queues - 1)
+    }
+
+    fn register_process(&mut self, queue: QueueId) {
+        self.seen.lock().unwrap().processes.push(queue.into());
+    }
+
+    fn schedule_task(&mut self, task: TaskId, _function: &str, _args: &[u8]) -> QueueId {
+        self.seen.lock().unwrap().scheduled.push((task.into(), 0));
+        QueueId::from(0usize)
+    }
+
+    fn complete_task(&mut self, task: TaskId) {
+        self.seen.lock().unwrap().completed.push(task.into());
+    }
+}
+
+/// `RoundRobin`, recording the queue it picks for each task.
+#[derive(Debug)]
+struct Recording {
+    inner: RoundRobin,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Scheduler for Recording {
+    fn register_queue(&mut self) -> QueueId {
+        self.seen.lock().unwrap().queues += 1;
+        self.inner.register_queue()
+    }
+
+    fn register_process(&mut self, queue: QueueId) {
+        self.seen.lock().unwrap().processes.push(queue.into());
+        self.inner.register_process(queue);
+    }
+
+    fn schedule_task(&mut self, task: TaskId, function: &str, args: &[u8]) -> QueueId {
+        let queue = self.inner.schedule_task(task, function, args);
+        self.seen.lock().unwrap().scheduled.push((task.into(), queue.into()));
+        queue
+    }
+
+    fn complete_task(&mut self, task: TaskId) {
+        self.seen.lock().unwrap().completed.push(task.into());
+        self.inner.complete_task(task);
+    }
+}
+
+#[aiomp::test]
+async fn hundred_thousand_small_tasks_in_order() {
+    within(async {
+        const N: u64 = 100_000;
+        let pool = Pool::builder().processes(2).build().await.unwrap();
+        let start = Instant::now();
+        let results: Vec<u64> = pool.map(double, 0..N).await.unwrap();
+        let elapsed = start.elapsed();
+        eprintln!("map of {N} tasks took {elapsed:?}");
+        assert_eq!(results.len(), N as usize);
+        for (i, result) in results.iter().enumerate() {
+            assert_eq!(*result, i as u64 * 2, "result {i}");
+        }
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+#[aiomp::test]
+async fn eight_mib_argument_and_result_round_trip() {
+    within(async {
+        const SIZE: usize = 8 << 20;
+        let pool = Pool::builder().processes(1).build().await.unwrap();
+
+        let data: Vec<u8> = (0..SIZE).map(|i| (i * 31 + i / 4099) as u8).collect();
+        let expected: Vec<u8> = data.iter().rev().map(|b| !b).collect();
+        let result: Vec<u8> = pool.apply(transform_bytes, (data,)).await.unwrap();
+        assert_eq!(result.len(), SIZE);
+        assert!(result == expected, "the 8 MiB result differs from the expected bytes");
+
+        let text: String = (0..SIZE).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let (len, echoed): (usize, String) = pool.apply(string_len_and_echo, (text.clone(),)).await.unwrap();
+        assert_eq!(len, SIZE);
+        assert!(echoed == text, "the 8 MiB string came back changed");
+
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+#[aiomp::test]
+async fn many_slots_run_sleeps_concurrently() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(2)
+            .child_concurrency(64)
+            .build()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let pids: Vec<u32> = pool.map(sleep_ms, vec![1000; 128]).await.unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(pids.len(), 128);
+        assert!(elapsed >= Duration::from_secs(1), "1 s sleeps finished in {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "128 sleeps of 1 s over 2 x 64 slots took {elapsed:?}"
+        );
+        let workers: BTreeSet<u32> = pool.worker_pids().into_iter().collect();
+        assert!(
+            pids.iter().all(|pid| workers.contains(pid)),
+            "pids {pids:?} vs workers {workers:?}"
+        );
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+#[aiomp::test]
+async fn custom_scheduler_routes_everything_to_one_queue() {
+    within(async {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let pool = Pool::builder()
+            .processes(2)
+            .queue_count(2)
+            .scheduler(AllToFirst {
+                seen: Arc::clone(&seen),
+            })
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(pool.queue_count(), 2);
+        let workers = pool.worker_pids();
+        assert_eq!(workers.len(), 2);
+
+        let pids: Vec<u32> = pool.starmap(whoami, vec![(); 40]).await.unwrap();
+        let distinct: BTreeSet<u32> = pids.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "queue 0 has one worker, but tasks ran on {distinct:?}"
+        );
+        assert!(workers.contains(pids.first().unwrap()));
+
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(seen.queues, 2);
+        assert_eq!(seen.processes, vec![0, 1], "processes map to queues i % queue_count");
+        assert_eq!(seen.scheduled.len(), 40);
+        let ids: BTreeSet<u64> = seen.scheduled.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids.len(), 40, "task IDs are unique");
+        let completed: BTreeSet<u64> = seen.completed.iter().copied().collect();
+        assert_eq!(completed, ids, "complete_task follows for every scheduled task");
+
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// 12 processes over 8 queues: queues 0..4 have two workers each and get
+/// twice the tasks of queues 4..8. Each task runs on a worker of the queue
+/// the scheduler picked.
+#[aiomp::test]
+async fn round_robin_weights_twelve_processes_over_eight_queues() {
+    within(async {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let pool = Pool::builder()
+            .processes(12)
+            .queue_count(8)
+            .scheduler(Recording {
+                inner: RoundRobin::new(),
+                seen: Arc::clone(&seen),
+            })
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(pool.worker_pids().len(), 12);
+
+        let pids: Vec<u32> = pool.starmap(whoami, vec![(); 1200]).await.unwrap();
+
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(seen.queues, 8);
+        assert_eq!(seen.processes.len(), 12);
+        let per_queue_processes = seen.processes.iter().fold(vec![0; 8], |mut counts, &q| {
+            counts[q] += 1;
+            counts
+        });
+        assert_eq!(per_queue_processes, [2, 2, 2, 2, 1, 1, 1, 1]);
+
+        // The map schedules its tasks in input order: `scheduled[i]` is task i's queue.
+        assert_eq!(seen.scheduled.len(), 1200);
+        let mut per_queue = [0; 8];
+        for &(_, queue) in &seen.scheduled {
+            per_queue[queue] += 1;
+        }
+        assert_eq!(per_queue, [200, 200, 200, 200, 100, 100, 100, 100]);
+
+        // A worker serves one queue only, and each queue is served by no more
+        // workers than were assigned to it.
+        let mut queues_of_pid: HashMap<u32, BTreeSet<usize>> = HashMap::new();
+        let mut pids_of_queue: BTreeMap<usize, BTreeSet<u32>> = BTreeMap::new();
+        for (&pid, &(_, queue)) in pids.iter().zip(&seen.scheduled) {
+            queues_of_pid.entry(pid).or_default().insert(queue);
+            pids_of_queue.entry(queue).or_default().insert(pid);
+        }
+        for (pid, queues) in &queues_of_pid {
+            assert_eq!(queues.len(), 1, "worker {pid} ran tasks of queues {queues:?}");
+        }
+        for (queue, pids) in &pids_of_queue {
+            assert!(
+                pids.len() <= per_queue_processes[*queue],
+                "queue {queue} was served by {pids:?}"
+            );
+        }
+
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// SIGKILL of a worker mid-map: exactly its in-flight tasks fail with
+/// `WorkerDied`, everything else succeeds, the worker is replaced.
+#[aiomp::test]
+async fn sigkill_mid_map_fails_only_in_flight_tasks() {
+    within(async {
+        let pool = Pool::builder().processes(2).build().await.unwrap();
+        let workers = pool.worker_pids();
+        let victim = workers[0];
+
+        let mut results = pool.map(sleep_ms, vec![50; 200]).unordered();
+        let mut outcomes: BTreeMap<usize, aiomp::Result<u32>> = BTreeMap::new();
+        let mut killed = false;
+        while let Some((index, result)) = results.next().await {
+            assert!(outcomes.insert(index, result).is_none(), "index {index} yielded twice");
+            if !killed && outcomes.len() >= 40 {
+                kill(victim, libc::SIGKILL);
+                killed = true;
+            }
+        }
+        drop(results);
+        assert!(killed, "the map ended before the kill");
+        assert_eq!(outcomes.len(), 200);
+        assert_eq!(*outcomes.keys().next().unwrap(), 0);
+        assert_eq!(*outcomes.keys().last().unwrap(), 199);
+
+        let mut died = 0;
+        let mut ok_pids = BTreeSet::new();
+        for (index, outcome) in &outcomes {
+            match outcome {
+                Ok(pid) => {
+                    ok_pids.insert(*pid);
+                }
+                Err(Error::WorkerDied { pid, status }) => {
+                    assert_eq!(*pid, victim, "task {index} failed on a worker that was not killed");
+                    assert_eq!(*status, ExitStatus::Signal(libc::SIGKILL));
+                    died += 1;
+                }
+                Err(other) => panic!("task {index} failed with {other:?}"),
+            }
+        }
+        assert!(died >= 1, "no task was in flight on the killed worker");
+        assert!(died <= 16, "{died} tasks failed, more than the worker's 16 slots");
+
+        // The pool still serves, on a replacement worker.
+        let pid: u32 = pool.apply(whoami, ()).await.unwrap();
+        assert_ne!(pid, victim);
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let now = pool.worker_pids();
+                now.len() == 2 && !now.contains(&victim)
+            })
+            .await,
+            "workers after the kill: {:?} (victim {victim})",
+            pool.worker_pids()
+        );
+        let new: Vec<u32> = pool
+            .worker_pids()
+            .into_iter()
+            .filter(|p| !workers.contains(p))
+            .collect();
+        assert_eq!(
+            new.len(),
+            1,
+            "one replacement worker: {:?} vs {workers:?}",
+            pool.worker_pids()
+        );
+        let known: BTreeSet<u32> = workers.iter().chain(&new).copied().collect();
+        assert!(ok_pids.is_subset(&known), "results from {ok_pids:?}, workers {known:?}");
+        assert!(!process_exists(victim), "the killed worker {victim} was not reaped");
+        let values: Vec<u64> = pool.map(double, 0..100).await.unwrap();
+        assert_eq!(values, (0..100).map(|x| x * 2).collect::<Vec<u64>>());
+
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// A task that aborts its worker fails with `WorkerDied` (SIGABRT); tasks
+/// on the other worker are unaffected, and the pool still serves.
+#[aiomp::test]
+async fn aborting_task_fails_with_worker_died() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(2)
+            .queue_count(2)
+            .scheduler(ByFunction::default())
+            .build()
+            .await
+            .unwrap();
+        let doomed: u32 = pool.apply(on_queue_zero, ()).await.unwrap();
+
+        let aborting = pool.apply(abort_after, (300,));
+        let siblings = pool.map(sleep_ms, vec![800; 8]);
+        let (aborted, siblings) = tokio::join!(aborting.into_future(), IntoFuture::into_future(siblings));
+
+        match aborted {
+            Err(Error::WorkerDied { pid, status }) => {
+                assert_eq!(pid, doomed, "the task ran on queue 0's worker");
+                assert_eq!(status, ExitStatus::Signal(libc::SIGABRT));
+            }
+            other => panic!("expected WorkerDied with SIGABRT, got {other:?}"),
+        }
+        let siblings: Vec<u32> = siblings.expect("tasks on the other worker succeed");
+        assert_eq!(siblings.len(), 8);
+        assert!(siblings.iter().all(|&pid| pid != doomed));
+
+        // Queue 0 gets a new worker, and the pool serves both queues.
+        let replacement: u32 = pool.apply(on_queue_zero, ()).await.unwrap();
+        assert_ne!(replacement, doomed);
+        assert_eq!(pool.apply(double, (21,)).await.unwrap(), 42);
+        assert!(!process_exists(doomed), "the aborted worker {doomed} was not reaped");
+
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// Dropping a pool kills and reaps its workers before `drop` returns: not
+/// even a zombie is left.
+#[aiomp::test]
+async fn drop_reaps_workers() {
+    within(async {
+        let pool = Pool::builder().processes(3).build().await.unwrap();
+        // Busy workers too: a task in flight must not keep one alive.
+        let busy = pool.map(sleep_ms, vec![10_000; 3]);
+        let mut busy = Box::pin(busy);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), busy.next())
+                .await
+                .is_err(),
+            "a 10 s sleep finished within 200 ms"
+        );
+        let pids = pool.worker_pids();
+        assert_eq!(pids.len(), 3);
+        for &pid in &pids {
+            assert!(process_exists(pid), "worker {pid} is not running before the drop");
+        }
+        drop(pool);
+        for &pid in &pids {
+            assert!(
+                !process_exists(pid),
+                "worker {pid} still exists (or is a zombie) after drop"
+            );
+        }
+        // The pending result learns that its pool is gone.
+        let outcome = tokio::time::timeout(Duration::from_secs(10), busy.next())
+            .await
+            .expect("a result of a dropped pool hangs");
+        assert!(
+            matches!(outcome, Some(Err(_))),
+            "a result of a dropped pool: {outcome:?}"
+        );
+    })
+    .await;
+}
+
+/// Dropping the future of a running task cancels it in the worker.
+#[aiomp::test]
+async fn dropping_a_running_apply_cancels_it() {
+    within(async {
+        let started = temp_path("running-started");
+        let done = temp_path("running-done");
+        remove_if_exists(&started);
+        remove_if_exists(&done);
+        let pool = Pool::builder().processes(1).build().await.unwrap();
+
+        let call = pool.apply(touch_after, (path_arg(&started), path_arg(&done), 1000));
+        let outcome = tokio::time::timeout(Duration::from_millis(200), call.into_future()).await;
+        assert!(outcome.is_err(), "a 1 s task completed within 200 ms: {outcome:?}");
+        assert!(
+            eventually(Duration::from_secs(5), || started.exists()).await,
+            "the task never started"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cancelled = !done.exists();
+        remove_if_exists(&started);
+        remove_if_exists(&done);
+        assert!(cancelled, "the dropped task ran to completion");
+
+        // The worker survives the cancel.
+        assert_eq!(pool.apply(double, (4,)).await.unwrap(), 8);
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// Dropping the future of a queued task means it never starts.
+#[aiomp::test]
+async fn dropping_a_queued_apply_cancels_it() {
+    within(async {
+        let blocker_started = temp_path("queued-blocker-started");
+        let blocker_done = temp_path("queued-blocker-done");
+        let started = temp_path("queued-started");
+        let done = temp_path("queued-done");
+        for path in [&blocker_started, &blocker_done, &started, &done] {
+            remove_if_exists(path);
+        }
+        let pool = Pool::builder().processes(1).child_concurrency(1).build().await.unwrap();
+
+        // Fill the only slot.
+        let blocker = tokio::spawn(
+            pool.apply(touch_after, (path_arg(&blocker_started), path_arg(&blocker_done), 1000))
+                .into_future(),
+        );
+        assert!(
+            eventually(Duration::from_secs(5), || blocker_started.exists()).await,
+            "the blocking task never started"
+        );
+
+        let call = pool.apply(touch_after, (path_arg(&started), path_arg(&done), 0));
+        let outcome = tokio::time::timeout(Duration::from_millis(200), call.into_future()).await;
+        assert!(
+            outcome.is_err(),
+            "a queued task completed while the slot was taken: {outcome:?}"
+        );
+
+        blocker.await.unwrap().unwrap();
+        assert!(blocker_done.exists());
+        // The slot is free now; give a wrongly kept task time to run.
+        assert_eq!(pool.apply(double, (4,)).await.unwrap(), 8);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let ran = started.exists() || done.exists();
+        for path in [&blocker_started, &blocker_done, &started, &done] {
+            remove_if_exists(path);
+        }
+        assert!(!ran, "the dropped queued task ran");
+
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+#[aiomp::test]
+async fn apply_timeout_gives_timeout_error() {
+    within(async {
+        let pool = Pool::builder().processes(1).build().await.unwrap();
+        let start = Instant::now();
+        let outcome = pool.apply(sleep_ms, (5000,)).timeout(Duration::from_millis(200)).await;
+        let elapsed = start.elapsed();
+        assert!(matches!(outcome, Err(Error::Timeout)), "got {outcome:?}");
+        assert!(elapsed < Duration::from_secs(4), "the timeout fired after {elapsed:?}");
+
+        // A task within its deadline succeeds, and the pool still serves.
+        let pid: u32 = pool
+            .apply(sleep_ms, (10,))
+            .timeout(Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert_eq!(pool.worker_pids(), vec![pid]);
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// `terminate` fails running and queued work with `PoolTerminated` at once.
+#[aiomp::test]
+async fn terminate_fails_pending_work() {
+    within(async {
+        let pool = Pool::builder().processes(1).child_concurrency(2).build().await.unwrap();
+        let workers = pool.worker_pids();
+        let applies: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(pool.apply(sleep_ms, (30_000,)).into_future()))
+            .collect();
+        let mapped = tokio::spawn(IntoFuture::into_future(pool.map(sleep_ms, vec![30_000; 4])));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let start = Instant::now();
+        pool.terminate();
+        for apply in applies {
+            let outcome = apply.await.unwrap();
+            assert!(matches!(outcome, Err(Error::PoolTerminated)), "apply: {outcome:?}");
+        }
+        let outcome = mapped.await.unwrap();
+        assert!(matches!(outcome, Err(Error::PoolTerminated)), "map: {outcome:?}");
+        pool.join().await.unwrap();
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_secs(10), "terminate took {elapsed:?}");
+        for pid in workers {
+            assert!(!process_exists(pid), "worker {pid} still exists after terminate + join");
+        }
+        assert!(pool.apply(double, (1,)).await.is_err(), "a terminated pool took work");
+    })
+    .await;
+}
+
+/// `close` takes no new work but lets submitted work finish.
+#[aiomp::test]
+async fn close_lets_submitted_work_finish() {
+    within(async {
+        let pool = Pool::builder().processes(2).child_concurrency(2).build().await.unwrap();
+        let running = tokio::spawn(IntoFuture::into_future(pool.map(sleep_ms, vec![100; 10])));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let submitted = pool.starmap(sleep_then_echo, (0..20).map(|i| (i, 100)));
+        pool.close();
+
+        let error = pool.apply(double, (1,)).await.unwrap_err();
+        assert!(matches!(error, Error::PoolClosed), "apply after close: {error:?}");
+
+        let echoed: Vec<(u64, u32)> = submitted.await.unwrap();
+        assert_eq!(
+            echoed.iter().map(|&(i, _)| i).collect::<Vec<u64>>(),
+            (0..20).collect::<Vec<u64>>()
+        );
+        assert_eq!(running.await.unwrap().unwrap().len(), 10);
+        pool.join().await.unwrap();
+        assert!(
+            pool.worker_pids().is_empty(),
+            "workers after join: {:?}",
+            pool.worker_pids()
+        );
+    })
+    .await;
+}
+
+/// A panic fails its own task only: its siblings on the same worker succeed.
+#[aiomp::test]
+async fn panic_fails_only_its_own_task() {
+    within(async {
+        let pool = Pool::builder().processes(1).child_concurrency(8).build().await.unwrap();
+        let start = Instant::now();
+        let outcomes: Vec<aiomp::Result<u32>> = pool.starmap(fail_one, (0..8).map(|i| (i, 3))).collect().await;
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "8 tasks of 500 ms did not run concurrently: {:?}",
+            start.elapsed()
+        );
+        assert_eq!(outcomes.len(), 8);
+        let failed = outcomes[3].as_ref().unwrap_err();
+        let remote = failed.as_remote().expect("a remote failure");
+        assert_eq!(remote.kind, RemoteErrorKind::Panic);
+        assert!(remote.message.contains("boom 3"), "message: {:?}", remote.message);
+        for (index, outcome) in outcomes.iter().enumerate() {
+            if index != 3 {
+                let pid = *outcome
+                    .as_ref()
+                    .unwrap_or_else(|e| panic!("sibling {index} failed: {e}"));
+                assert_eq!(pid, remote.pid, "sibling {index} ran on another worker");
+            }
+        }
+        assert_eq!(pool.worker_pids(), vec![remote.pid], "the worker survived the panic");
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+#[aiomp::test]
+async fn multi_thread_worker_runtime() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(2)
+            .worker_runtime(WorkerRuntime::MultiThread(2))
+            .build()
+            .await
+            .unwrap();
+        let shapes: Vec<(String, usize, u64)> = pool.starmap(runtime_shape, vec![(); 4]).await.unwrap();
+        for shape in shapes {
+            assert_eq!(shape, ("MultiThread".to_owned(), 2, 42));
+        }
+        let values: Vec<u64> = pool.map(double, 0..200).await.unwrap();
+        assert_eq!(values, (0..200).map(|x| x * 2).collect::<Vec<u64>>());
+        pool.close();
+        pool.join().await.unwrap();
+
+        // The default is one current-thread runtime per worker.
+        let pool = Pool::builder().processes(1).build().await.unwrap();
+        let shape: (String, usize, u64) = pool.apply(runtime_shape, ()).await.unwrap();
+        assert_eq!(shape, ("CurrentThread".to_owned(), 1, 42));
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// The initializer runs in every worker, replacements included, before tasks.
+#[aiomp::test]
+async fn initializer_sets_a_global_read_by_tasks() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(2)
+            .max_tasks_per_child(3)
+            .initializer(set_level, (42,))
+            .build()
+            .await
+            .unwrap();
+        let seen: Vec<(u64, u32)> = pool.starmap(read_level, vec![(); 20]).await.unwrap();
+        assert!(seen.iter().all(|&(level, _)| level == 42), "levels: {seen:?}");
+        let pids: BTreeSet<u32> = seen.iter().map(|&(_, pid)| pid).collect();
+        assert!(pids.len() >= 7, "20 tasks at 3 per worker ran on only {pids:?}");
+        assert_eq!(LEVEL.load(Ordering::SeqCst), 0, "the initializer ran in the parent");
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// The as-completed stream yields every index exactly once, in completion order.
+#[aiomp::test]
+async fn unordered_yields_every_index_once() {
+    within(async {
+        let pool = Pool::builder().processes(2).build().await.unwrap();
+        let mut stream = pool
+            .starmap(sleep_then_echo, (0..50u64).map(|i| (i, (50 - i) * 10)))
+            .unordered();
+        let mut order = Vec::new();
+        while let Some((index, result)) = stream.next().await {
+            let (echoed, _) = result.unwrap();
+            assert_eq!(echoed, index as u64, "result of index {index}");
+            order.push(index);
+        }
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<usize>>(), "every index exactly once");
+        assert_ne!(order, sorted, "results came in input order, not as completed");
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// A panicking initializer fails `build` with the panic, within seconds.
+#[aiomp::test]
+async fn panicking_initializer_fails_build() {
+    within(async {
+        let start = Instant::now();
+        let result = Pool::builder()
+            .processes(2)
+            .initializer(exploding_init, ())
+            .build()
+            .await;
+        let elapsed = start.elapsed();
+        match result {
+            Err(Error::Remote(remote)) => {
+                assert!(
+                    remote.message.contains("init exploded"),
+                    "message: {:?}",
+                    remote.message
+                );
+                assert_eq!(remote.kind, RemoteErrorKind::Panic);
+            }
+            Err(other) => panic!("expected Error::Remote, got {other:?}"),
+            Ok(pool) => panic!("a pool with a panicking initializer was built: {pool:?}"),
+        }
+        assert!(elapsed < Duration::from_secs(20), "build took {elapsed:?} to fail");
+    })
+    .await;
+}
