@@ -152,12 +152,15 @@ fn build_runtime(flavor: RuntimeFlavor) -> std::io::Result<tokio::runtime::Runti
     }
 }
 
+/// A task's ID and its encoded result, as its tokio task returns them.
+type Finished = (u64, Result<Vec<u8>, TaskError>);
+
 /// The state of one worker's task loop.
 struct Serve {
     registry: &'static Registry,
     settings: Settings,
     pid: u32,
-    tasks: JoinSet<(u64, Result<Vec<u8>, TaskError>)>,
+    tasks: JoinSet<Finished>,
     running: HashMap<u64, AbortHandle>,
     by_task: HashMap<tokio::task::Id, u64>,
     any_failed: bool,
@@ -272,10 +275,7 @@ impl Serve {
         self.running.insert(id, handle);
     }
 
-    fn finish(
-        &mut self,
-        done: Result<(tokio::task::Id, (u64, Result<Vec<u8>, TaskError>)), tokio::task::JoinError>,
-    ) -> Outcome {
+    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> Outcome {
         let (task_id, outcome) = match done {
             Ok((task_id, (id, result))) => (task_id, Outcome { id, result }),
             Err(join_error) => {

@@ -46,6 +46,7 @@ pub(crate) fn entry() -> Option<&'static Entry> {
 ///
 /// Never in the parent. In a child, it does not return: it serves tasks and
 /// exits the process.
+#[allow(clippy::needless_doctest_main)] // the point is a hand-written `main`
 pub fn init() {
     let _ = ENTRY.set(Entry::Main);
     child::serve_if_child();

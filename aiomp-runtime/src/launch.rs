@@ -38,12 +38,12 @@ static DEFAULT_METHOD: std::sync::Mutex<Option<StartMethod>> = std::sync::Mutex:
 /// `None` restores the platform's default, [`StartMethod::Spawn`] on every
 /// platform: a fresh process is the predictable choice, as in aiomultiprocess.
 pub fn set_start_method(method: Option<StartMethod>) {
-    *DEFAULT_METHOD.lock().unwrap() = method;
+    *crate::lock(&DEFAULT_METHOD) = method;
 }
 
 /// The start method in effect for new processes.
 pub fn get_start_method() -> StartMethod {
-    DEFAULT_METHOD.lock().unwrap().unwrap_or_default()
+    crate::lock(&DEFAULT_METHOD).unwrap_or_default()
 }
 
 /// The secret a child must be sent before anything else on its channel.
@@ -75,7 +75,11 @@ pub(crate) fn random_token() -> Result<Token, Error> {
 
 /// The token as lowercase hex, for the environment.
 pub(crate) fn token_hex(token: &Token) -> String {
-    token.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    token.iter().fold(String::with_capacity(2 * TOKEN_BYTES), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// Parses [`token_hex`]'s output.

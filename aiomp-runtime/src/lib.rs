@@ -22,6 +22,12 @@ mod scheduler;
 mod sys;
 mod transport;
 
+/// Locks `mutex`, recovering the data if a panicking thread poisoned it: the
+/// runtime's critical sections leave their data consistent at every step.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[doc(hidden)]
 pub mod __private {
     //! Not public API. Used by generated code.

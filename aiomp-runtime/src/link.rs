@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::launch::{Launched, StartMethod, launch};
+use crate::launch::{Launched, StartMethod};
 use crate::os_child::OsChild;
 use crate::protocol::{Call, Hello, Reply, Request, Settings, Task};
 use crate::registry::Registry;
@@ -98,11 +98,6 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Starts a worker, completes the handshake and waits until its initializer ran.
-    pub(crate) async fn open(config: &LinkConfig) -> Result<(Link, JoinHandle<LinkEnd>), Error> {
-        Link::connect(config, launch(config.method)?).await
-    }
-
     /// Completes the handshake with a launched worker and waits until its initializer ran.
     pub(crate) async fn connect(config: &LinkConfig, launched: Launched) -> Result<(Link, JoinHandle<LinkEnd>), Error> {
         let registry = Registry::get()?;
@@ -165,7 +160,7 @@ impl Link {
         &self,
         jobs: impl IntoIterator<Item = (Job, Option<OwnedSemaphorePermit>)>,
     ) -> Vec<(Job, Option<OwnedSemaphorePermit>)> {
-        let mut in_flight = self.in_flight.lock().unwrap();
+        let mut in_flight = crate::lock(&self.in_flight);
         if in_flight.closed {
             return jobs.into_iter().collect();
         }
@@ -196,7 +191,7 @@ impl Link {
 
     /// Asks the worker to abort those of `ids` it is running.
     pub(crate) fn cancel(&self, ids: &[u64]) {
-        let in_flight = self.in_flight.lock().unwrap();
+        let in_flight = crate::lock(&self.in_flight);
         let held: Vec<u64> = ids
             .iter()
             .copied()
@@ -210,11 +205,6 @@ impl Link {
     /// Asks the worker to finish what it holds and exit.
     pub(crate) fn drain(&self) {
         let _ = self.requests.send(Request::Drain);
-    }
-
-    /// How many tasks are in flight on this link.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.lock().unwrap().tasks.len()
     }
 }
 
@@ -282,7 +272,7 @@ async fn read_replies(
         match reader.recv::<Reply>().await {
             Ok(Reply::Outcomes(outcomes)) => {
                 for outcome in outcomes {
-                    let pending = in_flight.lock().unwrap().tasks.remove(&outcome.id);
+                    let pending = crate::lock(&in_flight).tasks.remove(&outcome.id);
                     let Some(pending) = pending else { continue };
                     if let Some(on_complete) = &on_complete {
                         on_complete(outcome.id);
@@ -308,7 +298,7 @@ async fn read_replies(
         }
     };
     let lost = {
-        let mut in_flight = in_flight.lock().unwrap();
+        let mut in_flight = crate::lock(&in_flight);
         in_flight.closed = true;
         std::mem::take(&mut in_flight.tasks)
     };

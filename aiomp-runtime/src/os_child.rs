@@ -69,7 +69,7 @@ impl OsChild {
     }
 
     fn record(&self, status: ExitStatus) -> ExitStatus {
-        let mut slot = self.status.lock().unwrap();
+        let mut slot = crate::lock(&self.status);
         let status = *slot.get_or_insert(status);
         self.exited.send_replace(Some(status));
         status
@@ -77,7 +77,7 @@ impl OsChild {
 
     /// The exit status if the child has exited (reaping it), `None` while it runs.
     pub(crate) fn try_wait(&self) -> Option<ExitStatus> {
-        let mut slot = self.status.lock().unwrap();
+        let mut slot = crate::lock(&self.status);
         if let Some(status) = *slot {
             return Some(status);
         }
@@ -121,7 +121,7 @@ impl OsChild {
 
     /// Sends `signal`, unless the child was already reaped.
     pub(crate) fn signal(&self, signal: i32) -> std::io::Result<()> {
-        let slot = self.status.lock().unwrap();
+        let slot = crate::lock(&self.status);
         if slot.is_some() {
             return Ok(());
         }

@@ -39,6 +39,7 @@ pub const fn assert_argument<T: RemoteValue>() {}
 pub const fn assert_output<T: RemoteValue>() {}
 
 /// The invoker body of an `async fn`: decode, await, encode.
+#[allow(clippy::needless_pass_by_value)] // the invoker type owns its arguments
 pub fn invoke_async<A, Fut>(args: Bytes, call: impl FnOnce(A) -> Fut + Send + 'static) -> Invocation
 where
     A: DeserializeOwned,

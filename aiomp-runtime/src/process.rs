@@ -497,13 +497,10 @@ impl<R: DeserializeOwned + Send + 'static> Worker<R> {
     /// Cancel safe: the child keeps running, and a later `join` picks it up.
     pub async fn join(&mut self) -> Result<R> {
         let finished = self.handle.finished().await?;
-        let bytes = match &*finished.answer {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                return Err(Error::InvalidState(
-                    "the worker was stopped before it returned a result",
-                ));
-            }
+        let Ok(bytes) = &*finished.answer else {
+            return Err(Error::InvalidState(
+                "the worker was stopped before it returned a result",
+            ));
         };
         let function = self.handle.target.as_ref().map_or(0, |call| call.function);
         if self.result.get().is_none() {

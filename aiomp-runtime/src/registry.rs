@@ -14,11 +14,15 @@ use std::sync::OnceLock;
 use crate::error::Error;
 
 /// The future a registered function's invoker returns.
+// Not public API. Used by generated code.
 #[doc(hidden)]
+#[allow(unreachable_pub)]
 pub type Invocation = Pin<Box<dyn Future<Output = Result<Vec<u8>, InvokeError>> + Send>>;
 
 /// Decodes the arguments, runs the function and encodes its return value.
+// Not public API. Used by generated code.
 #[doc(hidden)]
+#[allow(unreachable_pub)]
 pub type Invoker = fn(Vec<u8>) -> Invocation;
 
 /// Why an invocation failed before or after the function itself ran.
@@ -129,11 +133,6 @@ impl Registry {
     /// A hash of every ID and signature, equal only for the same set of functions.
     pub(crate) fn fingerprint(&self) -> u64 {
         self.fingerprint
-    }
-
-    /// How many functions the binary registered.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
     }
 }
 

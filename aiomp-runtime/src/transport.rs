@@ -4,6 +4,7 @@
 //! listens, so nothing else can connect. The handshake checks that both
 //! ends were built from the same registry.
 
+use std::io::ErrorKind;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::time::Duration;
 
@@ -76,10 +77,14 @@ impl FrameReader {
         match self.frames.next().await {
             Some(Ok(frame)) => decode(&frame).map_err(ChannelError::Malformed),
             // The codec refuses an oversized length prefix before allocating.
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => Err(ChannelError::Io(std::io::Error::new(
+            Some(Err(e)) if e.kind() == ErrorKind::InvalidData => Err(ChannelError::Io(std::io::Error::new(
                 e.kind(),
                 format!("a frame's length prefix exceeds the limit of {} bytes", self.max_frame),
             ))),
+            // A peer that died with data unread resets the connection: it is gone, not hostile.
+            Some(Err(e)) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                Err(ChannelError::Closed)
+            }
             Some(Err(e)) => Err(ChannelError::Io(e)),
             None => Err(ChannelError::Closed),
         }

@@ -226,7 +226,7 @@ impl Pool {
         }
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
-        match self.shared.failure.lock().unwrap().clone() {
+        match crate::lock(&self.shared.failure).clone() {
             Some(reason) => Err(Error::PoolFailed { reason }),
             None => Ok(()),
         }
@@ -250,7 +250,7 @@ impl Pool {
 
     /// The process IDs of the live workers.
     pub fn worker_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.shared.links.lock().unwrap().keys().copied().collect();
+        let mut pids: Vec<u32> = crate::lock(&self.shared.links).keys().copied().collect();
         pids.sort_unstable();
         pids
     }
@@ -259,7 +259,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.terminate(libc::SIGKILL, None);
-        let children: Vec<Arc<OsChild>> = self.shared.children.lock().unwrap().values().cloned().collect();
+        let children: Vec<Arc<OsChild>> = crate::lock(&self.shared.children).values().cloned().collect();
         for child in children {
             child.kill_and_reap();
         }
@@ -268,31 +268,33 @@ impl Drop for Pool {
 
 impl Shared {
     fn senders(&self) -> Result<Vec<async_channel::Sender<Job>>> {
-        if let Some(reason) = self.failure.lock().unwrap().clone() {
+        if let Some(reason) = crate::lock(&self.failure).clone() {
             return Err(Error::PoolFailed { reason });
         }
-        self.senders.lock().unwrap().clone().ok_or(Error::PoolClosed)
+        crate::lock(&self.senders).clone().ok_or(Error::PoolClosed)
     }
 
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.senders.lock().unwrap().take();
+        crate::lock(&self.senders).take();
     }
 
     fn is_stopping(&self) -> bool {
-        self.link.terminating.load(Ordering::SeqCst) || self.failure.lock().unwrap().is_some()
+        self.link.terminating.load(Ordering::SeqCst) || crate::lock(&self.failure).is_some()
     }
 
     /// Stops every worker with `signal` and fails everything pending; with a
     /// `failure`, the pool is marked failed for that reason.
-    fn terminate(&self, signal: i32, failure: Option<String>) {
+    fn terminate(&self, signal: i32, failure: Option<&str>) {
         if let Some(reason) = &failure {
-            self.failure.lock().unwrap().get_or_insert_with(|| reason.clone());
+            crate::lock(&self.failure).get_or_insert_with(|| (*reason).to_owned());
         }
         self.link.terminating.store(true, Ordering::SeqCst);
         self.close();
         let error = || match &failure {
-            Some(reason) => Error::PoolFailed { reason: reason.clone() },
+            Some(reason) => Error::PoolFailed {
+                reason: (*reason).to_owned(),
+            },
             None => Error::PoolTerminated,
         };
         for queue in &self.receivers {
@@ -301,7 +303,7 @@ impl Shared {
                 let _ = job.reply.send(Err(error()));
             }
         }
-        for link in self.links.lock().unwrap().values() {
+        for link in crate::lock(&self.links).values() {
             let _ = link.child().signal(signal);
         }
     }
@@ -334,14 +336,14 @@ impl Shared {
     }
 
     fn stopped_error(&self) -> Error {
-        match self.failure.lock().unwrap().clone() {
+        match crate::lock(&self.failure).clone() {
             Some(reason) => Error::PoolFailed { reason },
             None => Error::PoolTerminated,
         }
     }
 
     fn complete(&self, id: u64) {
-        self.scheduler.lock().unwrap().complete_task(TaskId::from(id));
+        crate::lock(&self.scheduler).complete_task(TaskId::from(id));
     }
 
     /// Cancels the tasks `ids` wherever they run.
@@ -349,7 +351,7 @@ impl Shared {
         if ids.is_empty() {
             return;
         }
-        for link in self.links.lock().unwrap().values() {
+        for link in crate::lock(&self.links).values() {
             link.cancel(ids);
         }
     }

@@ -217,17 +217,16 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
         let Some(front) = this.pending.front_mut() else {
             return Poll::Ready(None);
         };
-        let answer = match &mut front.answer {
-            Ok(receiver) => ready!(Pin::new(receiver).poll(cx)),
-            Err(_) => {
-                let Some(Submitted { answer: Err(error), .. }) = this.pending.pop_front() else {
-                    unreachable!("matched above")
-                };
-                return Poll::Ready(Some(Err(error)));
-            }
+        if let Ok(receiver) = &mut front.answer {
+            let answer = ready!(Pin::new(receiver).poll(cx));
+            this.pending.pop_front();
+            return Poll::Ready(Some(this.submitter.decode(answer)));
+        }
+        // The call could not be encoded: its error takes its place in order.
+        let Some(Submitted { answer: Err(error), .. }) = this.pending.pop_front() else {
+            unreachable!("checked above")
         };
-        this.pending.pop_front();
-        Poll::Ready(Some(this.submitter.decode(answer)))
+        Poll::Ready(Some(Err(error)))
     }
 }
 

@@ -45,7 +45,7 @@ impl Shared {
             }
         }
         if let Some(error) = first_error {
-            self.terminate(libc::SIGKILL, Some(format!("the pool could not start: {error}")));
+            self.terminate(libc::SIGKILL, Some(&format!("the pool could not start: {error}")));
             for (link, _) in &links {
                 link.child().kill_and_reap();
             }
@@ -81,22 +81,22 @@ impl Shared {
         let launched = launch(self.link.method)?;
         let child = Arc::clone(&launched.child);
         let pid = child.pid();
-        self.children.lock().unwrap().insert(pid, child);
+        crate::lock(&self.children).insert(pid, child);
         if self.is_stopping() {
             // A terminate raced this start: do not hand out a new worker.
-            self.children.lock().unwrap().remove(&pid);
+            crate::lock(&self.children).remove(&pid);
             launched.child.kill_and_reap();
             return Err(self.stopped_error());
         }
         match Link::connect(&self.link_config(), launched).await {
             Ok((link, end)) => {
                 let link = Arc::new(link);
-                self.links.lock().unwrap().insert(pid, Arc::clone(&link));
+                crate::lock(&self.links).insert(pid, Arc::clone(&link));
                 tracing::debug!(slot, pid, "aiomp worker started");
                 Ok((link, end))
             }
             Err(error) => {
-                self.children.lock().unwrap().remove(&pid);
+                crate::lock(&self.children).remove(&pid);
                 Err(error)
             }
         }
@@ -116,8 +116,8 @@ impl Shared {
     }
 
     fn forget(&self, end: &LinkEnd) {
-        self.links.lock().unwrap().remove(&end.pid);
-        self.children.lock().unwrap().remove(&end.pid);
+        crate::lock(&self.links).remove(&end.pid);
+        crate::lock(&self.children).remove(&end.pid);
     }
 
     async fn run_slot(self: Arc<Self>, slot: usize, mut link: Arc<Link>, mut end: JoinHandle<LinkEnd>) {
@@ -168,7 +168,7 @@ impl Shared {
                         let reason =
                             format!("worker slot {slot} failed to start {MAX_START_ATTEMPTS} times in a row: {error}");
                         tracing::error!(slot, %error, "aiomp pool failed");
-                        self.terminate(libc::SIGKILL, Some(reason));
+                        self.terminate(libc::SIGKILL, Some(&reason));
                     }
                     return;
                 }
