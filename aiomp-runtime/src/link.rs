@@ -7,7 +7,6 @@
 //! exit status.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,12 +103,6 @@ impl Link {
         let child = launched.child;
         let opened = async {
             let stream = launched.stream;
-            // The token goes first, before any frame: 16 bytes into a fresh
-            // socket buffer never block.
-            (&stream).write_all(&launched.token).map_err(|source| Error::Io {
-                action: "sending a worker its channel token",
-                source,
-            })?;
             let (mut reader, mut writer) =
                 transport::channel(stream, config.settings.max_frame).map_err(|source| Error::Io {
                     action: "registering a worker's channel",
@@ -119,7 +112,15 @@ impl Link {
                 fingerprint: registry.fingerprint(),
                 settings: config.settings.clone(),
             };
-            transport::handshake(&mut reader, &mut writer, &child, &hello, config.start_timeout).await?;
+            transport::handshake(
+                &mut reader,
+                &mut writer,
+                &child,
+                &launched.token,
+                &hello,
+                config.start_timeout,
+            )
+            .await?;
             wait_ready(&mut reader, &child, config.start_timeout).await?;
             Ok::<_, Error>((reader, writer))
         };

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -19,6 +20,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use crate::codec::{decode, encode, frame_codec};
 use crate::error::Error;
 use crate::exit::ExitStatus;
+use crate::launch::Token;
 use crate::os_child::OsChild;
 use crate::protocol::{Hello, Welcome};
 
@@ -112,17 +114,25 @@ impl FrameWriter {
     }
 }
 
-/// Sends `hello` and waits for the child's [`Welcome`], racing the child's exit
+/// Sends the token and `hello`, and waits for the child's [`Welcome`], racing the child's exit
 /// and `deadline`: a child that dies or hangs before answering is an error.
 pub(crate) async fn handshake(
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
     child: &OsChild,
+    token: &Token,
     hello: &Hello,
     deadline: Duration,
 ) -> Result<(), Error> {
     let pid = child.pid();
     let exchange = async {
+        // The token goes first, raw, before any frame.
+        writer
+            .frames
+            .get_mut()
+            .write_all(token)
+            .await
+            .map_err(ChannelError::Io)?;
         writer.send(hello).await?;
         reader.recv::<Welcome>().await
     };
