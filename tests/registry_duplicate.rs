@@ -4,14 +4,14 @@ use aiomp::{Error, Pool, Worker};
 
 mod first {
     #[aiomp::remote(id = "shared-id")]
-    pub async fn one() -> u8 {
+    pub(crate) async fn one() -> u8 {
         1
     }
 }
 
 mod second {
     #[aiomp::remote(id = "shared-id")]
-    pub async fn two() -> u8 {
+    pub(crate) async fn two() -> u8 {
         2
     }
 }
