@@ -1,0 +1,224 @@
+//! The limits of the machine, what no process pool can beat: a Unix-socket
+//! round trip of a small message, a one-way stream of 1 MiB frames, the exec
+//! of a minimal tokio binary, and W1 on tokio tasks inside one process.
+//!
+//! The socket limits run this binary as the other process (hidden
+//! subcommands `__echo` and `__sink`, whose stdin is the socket), with plain
+//! blocking reads and writes: no framing library, no serialization.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::row::{Outcome, Value};
+use crate::stats;
+use crate::subprocess::{GroupGuard, command};
+
+/// The size of the ping-pong message, bytes.
+pub const PING_BYTES: usize = 16;
+
+/// The size of a stream frame's payload: 1 MiB.
+pub const FRAME_BYTES: usize = 1 << 20;
+
+/// Any single socket read or write of the limits gives up after this long.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Unix-socket round trip of a [`PING_BYTES`] message between two processes, `rounds` times.
+pub async fn ping_pong(rounds: usize, deadline: Duration) -> Outcome {
+    with_peer("__echo", deadline, move |mut socket| {
+        let mut message = [7u8; PING_BYTES];
+        let mut round = |message: &mut [u8; PING_BYTES]| -> std::io::Result<f64> {
+            let started = Instant::now();
+            socket.write_all(message)?;
+            socket.read_exact(message)?;
+            Ok(started.elapsed().as_secs_f64() * 1e6)
+        };
+        for _ in 0..rounds.min(1000) {
+            round(&mut message)?;
+        }
+        let samples = (0..rounds)
+            .map(|_| round(&mut message))
+            .collect::<std::io::Result<Vec<f64>>>()?;
+        let summary = stats::summarize(&samples).ok_or_else(|| std::io::Error::other("no rounds"))?;
+        Ok(Value::Latency {
+            median_us: summary.median,
+            p99_us: summary.p99,
+        })
+    })
+    .await
+}
+
+/// A one-way stream of `frames` frames of [`FRAME_BYTES`] (4-byte length + payload) between two processes.
+pub async fn one_way_stream(frames: usize, deadline: Duration) -> Outcome {
+    with_peer("__sink", deadline, move |mut socket| {
+        let payload = vec![0x5a_u8; FRAME_BYTES];
+        let length = (FRAME_BYTES as u32).to_be_bytes();
+        let started = Instant::now();
+        for _ in 0..frames {
+            socket.write_all(&length)?;
+            socket.write_all(&payload)?;
+        }
+        socket.write_all(&0u32.to_be_bytes())?;
+        let mut ack = [0u8; 1];
+        socket.read_exact(&mut ack)?;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(Value::Throughput {
+            mb_per_second: (frames * FRAME_BYTES) as f64 / seconds / 1e6,
+        })
+    })
+    .await
+}
+
+/// Runs this binary's `subcommand` with one end of a socketpair as its stdin,
+/// and `body` on the other end on a blocking thread, all within `deadline`.
+async fn with_peer(
+    subcommand: &str,
+    deadline: Duration,
+    body: impl FnOnce(UnixStream) -> std::io::Result<Value> + Send + 'static,
+) -> Outcome {
+    let run = async {
+        let exe = std::env::current_exe()?;
+        let (ours, theirs) = UnixStream::pair()?;
+        ours.set_read_timeout(Some(IO_TIMEOUT))?;
+        ours.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut child = command(exe, [subcommand])
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .spawn()?;
+        let _group = GroupGuard::new(&child);
+        let value = tokio::task::spawn_blocking(move || body(ours))
+            .await
+            .map_err(std::io::Error::other)??;
+        tokio::time::timeout(IO_TIMEOUT, child.wait())
+            .await
+            .map_err(|_| std::io::Error::other("the peer did not exit"))??;
+        Ok::<Value, std::io::Error>(value)
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Ok(Ok(value)) => Outcome::Measured(value),
+        Ok(Err(error)) => Outcome::Failed(error.to_string()),
+        Err(_) => Outcome::TimedOut(deadline),
+    }
+}
+
+/// The stdin of this process as a Unix stream (the hidden subcommands' socket).
+fn stdin_socket() -> std::io::Result<UnixStream> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let socket = UnixStream::from(fd);
+    socket.set_read_timeout(Some(IO_TIMEOUT))?;
+    socket.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(socket)
+}
+
+/// `__echo`: sends back every [`PING_BYTES`] message until the stream ends.
+pub fn serve_echo() -> std::io::Result<()> {
+    let mut socket = stdin_socket()?;
+    let mut message = [0u8; PING_BYTES];
+    loop {
+        match socket.read_exact(&mut message) {
+            Ok(()) => socket.write_all(&message)?,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `__sink`: reads frames until a zero length, then answers one byte.
+pub fn serve_sink() -> std::io::Result<()> {
+    let mut socket = stdin_socket()?;
+    let mut payload = vec![0u8; FRAME_BYTES];
+    loop {
+        let mut length = [0u8; 4];
+        socket.read_exact(&mut length)?;
+        let length = u32::from_be_bytes(length) as usize;
+        if length == 0 {
+            return socket.write_all(&[1]);
+        }
+        if length > payload.len() {
+            payload.resize(length, 0);
+        }
+        socket.read_exact(&mut payload[..length])?;
+    }
+}
+
+/// The median time to fork, exec and wait for the minimal tokio binary `binary`, over `runs`.
+pub async fn tokio_exec(binary: &Path, runs: usize, deadline: Duration) -> Outcome {
+    let binary = binary.to_owned();
+    let measure = tokio::task::spawn_blocking(move || {
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..=runs {
+            let started = Instant::now();
+            let status = std::process::Command::new(&binary)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()?;
+            samples.push(started.elapsed().as_secs_f64() * 1e6);
+            if !status.success() {
+                return Err(std::io::Error::other(format!(
+                    "{} exited with {status}",
+                    binary.display()
+                )));
+            }
+        }
+        samples.remove(0);
+        Ok(samples)
+    });
+    match tokio::time::timeout(deadline, measure).await {
+        Ok(Ok(Ok(samples))) => Outcome::Measured(Value::Duration {
+            median_us: stats::median(&samples).unwrap_or(f64::NAN),
+            samples: samples.len(),
+        }),
+        Ok(Ok(Err(error))) => Outcome::Failed(error.to_string()),
+        Ok(Err(error)) => Outcome::Failed(error.to_string()),
+        Err(_) => Outcome::TimedOut(deadline),
+    }
+}
+
+/// W1 on tokio tasks in this process: spawn `n` tasks that double a number, await them all.
+pub async fn tokio_tasks(n: u64, deadline: Duration) -> Outcome {
+    let run = async {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..n).map(|x| tokio::spawn(async move { x * 2 })).collect();
+        let mut last = 0;
+        for handle in handles {
+            last = handle.await.map_err(|e| e.to_string())?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        if last != (n - 1) * 2 {
+            return Err("wrong result".to_owned());
+        }
+        Ok(Value::Rate {
+            per_second: n as f64 / seconds,
+        })
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Ok(Ok(value)) => Outcome::Measured(value),
+        Ok(Err(reason)) => Outcome::Failed(reason),
+        Err(_) => Outcome::TimedOut(deadline),
+    }
+}
+
+/// W3 on tokio in this process: `items` sleeps of `sleep_ms`, `at_once` at a time.
+pub async fn tokio_sleeps(items: u64, at_once: usize, sleep_ms: u64, ideal: f64, deadline: Duration) -> Outcome {
+    use futures_util::StreamExt;
+    let run = async {
+        let started = Instant::now();
+        let done = futures_util::stream::iter(0..items)
+            .map(|x| async move {
+                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+                x
+            })
+            .buffer_unordered(at_once)
+            .count()
+            .await;
+        (done, started.elapsed().as_secs_f64())
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Ok((done, seconds)) if done as u64 == items => Outcome::Measured(Value::VersusIdeal { seconds, ideal }),
+        Ok(_) => Outcome::Failed("lost sleeps".into()),
+        Err(_) => Outcome::TimedOut(deadline),
+    }
+}

@@ -1,0 +1,225 @@
+//! The markdown report: the machine, the targets at a glance, the chart,
+//! and one table per workload.
+
+use std::fmt::Write;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use crate::machine::Machine;
+use crate::row::{Row, System, Workload};
+use crate::suite::Options;
+
+/// Everything the report is made from.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// The rows, judged.
+    pub rows: &'a [Row],
+    /// The machine.
+    pub machine: &'a Machine,
+    /// The options of the run.
+    pub options: &'a Options,
+    /// How long the whole run took.
+    pub elapsed: Duration,
+    /// Where the chart was written.
+    pub chart: &'a Path,
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn mark(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "✅ met",
+        Some(false) => "❌ missed",
+        None => "❔ not judged",
+    }
+}
+
+/// The report as markdown.
+pub fn render(report: &Report<'_>) -> String {
+    let Report {
+        rows,
+        machine,
+        options,
+        elapsed,
+        chart,
+    } = report;
+    let mut md = String::new();
+    let command = if options.quick {
+        "cargo run --release -p aiomp-bench -- all --quick"
+    } else {
+        "cargo run --release -p aiomp-bench -- all"
+    };
+    let _ = writeln!(md, "# aiomp benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `{command}` (the `aiomp-bench` crate) on {}, in {:.0} s. aiomp, its peers and the limits of \
+         the machine ran in the same run, one after the other, with the same workload definitions.{}\n",
+        machine.date,
+        elapsed.as_secs_f64(),
+        if options.quick {
+            " **Quick smoke run: small N, few repetitions; the numbers are not meaningful.**"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(md, "## Machine\n");
+    let _ = writeln!(md, "| | |\n| --- | --- |");
+    for (key, value) in [
+        ("nproc", machine.nproc.to_string()),
+        ("CPU", machine.cpu_model.clone()),
+        ("memory", machine.memory.clone()),
+        ("kernel", machine.kernel.clone()),
+        ("rustc", machine.rustc.clone()),
+        ("Python", machine.python.clone()),
+        ("load average at start", machine.load.clone()),
+        ("date", machine.date.clone()),
+    ] {
+        let _ = writeln!(md, "| {key} | {} |", cell(&value));
+    }
+    let _ = writeln!(md, "\n## Targets\n");
+    let _ = writeln!(
+        md,
+        "| workload | aiomp | measured | target | against it | |\n| --- | --- | --- | --- | --- | --- |"
+    );
+    for row in rows.iter().filter(|r| r.system == System::Aiomp) {
+        let (goal, comparison, met) = match &row.verdict {
+            Some(v) => (v.goal.as_str(), v.comparison.as_str(), mark(v.met)),
+            None => ("—", "", ""),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {met} |",
+            row.workload.id(),
+            cell(&row.label()),
+            cell(&row.outcome.to_string()),
+            cell(goal),
+            cell(comparison)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe forkserver targets (W5 ≤ ½ procspawn, W7 ≤ 0.5 ms) and fork rows appear once aiomp has those \
+         start methods: the per-method rows loop over `aiomp_bench::methods::START_METHODS`.\n"
+    );
+    let _ = writeln!(md, "## Chart\n");
+    let _ = writeln!(
+        md,
+        "![bar chart of every measured row]({})\n",
+        relative_link(&options.output, chart)
+    );
+    results(&mut md, rows);
+    md.push_str(NOTES);
+    md
+}
+
+/// One table per workload.
+fn results(md: &mut String, rows: &[Row]) {
+    let _ = writeln!(md, "## Results\n");
+    for workload in Workload::ALL {
+        let of_workload: Vec<&Row> = rows.iter().filter(|r| r.workload == workload).collect();
+        if of_workload.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "### {} — {}\n", workload.id(), workload.title());
+        let _ = writeln!(
+            md,
+            "| system | result | target | configuration |\n| --- | --- | --- | --- |"
+        );
+        for row in of_workload {
+            let target = row.verdict.as_ref().map_or(String::new(), |v| {
+                format!("{} {}: {}", mark(v.met), v.goal, v.comparison)
+            });
+            let name = if row.system == System::Aiomp {
+                format!("**{}**", row.label())
+            } else {
+                row.label()
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(&name),
+                cell(&row.outcome.to_string()),
+                cell(&target),
+                cell(&row.config)
+            );
+        }
+        md.push('\n');
+    }
+}
+
+const NOTES: &str = "## How the numbers are taken\n\n\
+- **Systems.** aiomp (this repository, release build); Python's aiomultiprocess 0.9.1 and \
+`multiprocessing` in `bench/.venv` (made once by the suite with `python3 -m venv` and \
+`pip install aiomultiprocess==0.9.1`; scripts in `bench/python/`); the `procspawn` crate's `Pool` \
+in its own binary (`aiomp-bench/src/bin/procspawn_peer.rs`); and the limits of the machine \
+(`aiomp-bench/src/limits.rs`). A system without an equivalent gets a row that says so.\n\
+- **W1** times the map only, on a pool that already answered one call; multiprocessing.Pool is \
+given several chunksizes and the best is reported. aiomultiprocess and procspawn run fewer items \
+(a rate does not depend on N once N is large), as their configuration column says.\n\
+- **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
+first line of `main` (Python: after its imports) to the end of `join`.\n\
+- **W6** counts every byte twice (sent and received); MB = 10⁶ bytes. The limit is one direction \
+of one socket.\n\
+- **W8** runs in a fresh process (`aiomp-bench __w8 N`) that consumes `pool.map(...)` as a stream \
+and reads `VmHWM` from `/proc/self/status` at the end.\n\
+- **W9** is measured from outside for every system: the program starts its pool, makes one call, \
+says it is ready and idles; the suite sums `utime + stime` of `/proc/PID/stat` over the program's \
+whole process tree (parent, workers, helpers) across the window. The schedstat figure is the same \
+from `/proc/PID/task/*/schedstat`, to the nanosecond.\n\
+- Every wait has a deadline: a peer that hangs is killed with its process group and reported as \
+timed out.\n\
+- The machine is shared: the load average at start is in the machine table. Rerun with \
+`cargo run --release -p aiomp-bench -- all` (or `-- all --only W1,W2`; `-- all --quick` for a smoke run).\n";
+
+/// A link from the markdown file at `from` to `to`, relative when they share a prefix.
+fn relative_link(from: &Path, to: &Path) -> String {
+    let absolute = |p: &Path| -> PathBuf {
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        joined
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    };
+    let from_dir = absolute(from).parent().map(Path::to_path_buf).unwrap_or_default();
+    let to = absolute(to);
+    let common = from_dir
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut link = PathBuf::new();
+    for _ in common..from_dir.components().count() {
+        link.push("..");
+    }
+    for component in to.components().skip(common) {
+        link.push(component);
+    }
+    link.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_relative() {
+        assert_eq!(
+            relative_link(Path::new("/r/BENCHMARKS.md"), Path::new("/r/bench/chart.svg")),
+            "bench/chart.svg"
+        );
+        assert_eq!(
+            relative_link(Path::new("/r/target/B.md"), Path::new("/r/target/B.svg")),
+            "B.svg"
+        );
+        assert_eq!(
+            relative_link(Path::new("/r/a/B.md"), Path::new("/r/c/x.svg")),
+            "../c/x.svg"
+        );
+    }
+}

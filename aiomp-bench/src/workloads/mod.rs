@@ -1,0 +1,151 @@
+//! The workloads, one module each. Every module runs its workload on aiomp
+//! and, with the same definition, on each peer and limit that has an
+//! equivalent; a peer without one gets a row that says so.
+
+pub mod recycling;
+pub mod w1;
+pub mod w2;
+pub mod w3;
+pub mod w4;
+pub mod w5;
+pub mod w6;
+pub mod w7;
+pub mod w8;
+pub mod w9;
+
+use std::fmt::Write;
+use std::future::Future;
+use std::time::Duration;
+
+use aiomp::{Pool, StartMethod};
+
+use crate::peers::PeerOutput;
+use crate::row::{Outcome, Row, System, Value, Workload};
+use crate::subprocess::{RunError, command, run_json};
+use crate::suite::Context;
+
+/// Runs `workload` on every system; its rows.
+pub async fn run(workload: Workload, context: &Context) -> Vec<Row> {
+    match workload {
+        Workload::W1 => w1::run(context).await,
+        Workload::W2 => w2::run(context).await,
+        Workload::W3 => w3::run(context).await,
+        Workload::W4 => w4::run(context).await,
+        Workload::W5 => w5::run(context).await,
+        Workload::W6 => w6::run(context).await,
+        Workload::W7 => w7::run(context).await,
+        Workload::W8 => w8::run(context).await,
+        Workload::W9 => w9::run(context).await,
+        Workload::Recycling => recycling::run(context).await,
+    }
+}
+
+/// How an aiomp pool of a workload is configured.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    /// Worker processes.
+    pub processes: usize,
+    /// Tasks in flight per worker.
+    pub child_concurrency: usize,
+    /// Recycle after this many tasks (0 = never).
+    pub max_tasks_per_child: u64,
+    /// How workers start.
+    pub method: StartMethod,
+}
+
+impl PoolConfig {
+    /// `processes` workers with `child_concurrency` tasks each, spawned, never recycled.
+    pub fn new(processes: usize, child_concurrency: usize) -> PoolConfig {
+        PoolConfig {
+            processes,
+            child_concurrency,
+            max_tasks_per_child: 0,
+            method: StartMethod::Spawn,
+        }
+    }
+
+    /// Starts the pool.
+    pub async fn build(self) -> aiomp::Result<Pool> {
+        Pool::builder()
+            .processes(self.processes)
+            .child_concurrency(self.child_concurrency)
+            .max_tasks_per_child(self.max_tasks_per_child)
+            .start_method(self.method)
+            .build()
+            .await
+    }
+
+    /// The configuration as the report shows it.
+    pub fn describe(self) -> String {
+        let mut text = format!(
+            "{} processes × {} concurrency, {}",
+            self.processes,
+            self.child_concurrency,
+            crate::methods::name(self.method)
+        );
+        if self.max_tasks_per_child > 0 {
+            let _ = write!(text, ", max_tasks_per_child({})", self.max_tasks_per_child);
+        }
+        text
+    }
+}
+
+/// Closes and joins `pool`, within a deadline.
+pub async fn shut_down(pool: Pool) -> Result<(), String> {
+    pool.close();
+    tokio::time::timeout(Duration::from_secs(30), pool.join())
+        .await
+        .map_err(|_| "the pool did not join within 30 s".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
+/// Runs an aiomp measurement within `deadline`.
+pub async fn measure(deadline: Duration, body: impl Future<Output = Result<Value, String>>) -> Outcome {
+    match tokio::time::timeout(deadline, body).await {
+        Ok(Ok(value)) => Outcome::Measured(value),
+        Ok(Err(reason)) => Outcome::Failed(reason),
+        Err(_) => Outcome::TimedOut(deadline),
+    }
+}
+
+/// Runs a hidden subcommand of this binary as a fresh process; its JSON output.
+pub async fn fresh(args: &[String], deadline: Duration) -> Result<PeerOutput, RunError> {
+    let exe = std::env::current_exe().map_err(|e| RunError::Spawn(e.to_string()))?;
+    run_json(command(exe, args), deadline).await
+}
+
+/// A row that says a system has no equivalent of the workload.
+pub fn no_equivalent(workload: Workload, system: System, variant: Option<&str>, reason: &str) -> Row {
+    Row::new(
+        workload,
+        system,
+        variant,
+        String::new(),
+        Outcome::Skipped(format!("no equivalent: {reason}")),
+    )
+}
+
+/// The median of `runs` fresh runs' `seconds`, run one after the other, as a [`Value::Duration`].
+pub async fn median_of_fresh_runs<F, Fut>(runs: usize, mut one: F) -> Outcome
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<PeerOutput, RunError>>,
+{
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        match one().await {
+            Ok(PeerOutput {
+                seconds: Some(seconds), ..
+            }) => samples.push(seconds * 1e6),
+            Ok(_) => return Outcome::Failed("a run printed no `seconds`".into()),
+            Err(error) => return error.into(),
+        }
+    }
+    match crate::stats::median(&samples) {
+        Some(median_us) => Outcome::Measured(Value::Duration {
+            median_us,
+            samples: samples.len(),
+        }),
+        None => Outcome::Skipped("no runs".into()),
+    }
+}

@@ -1,0 +1,92 @@
+//! W3: map an async fn that sleeps 10 ms over 10,000 items, 2 processes ×
+//! 256 concurrency; wall time against the ideal (items / 512 × 10 ms = 0.195 s).
+
+use std::time::{Duration, Instant};
+
+use crate::limits;
+use crate::peers;
+use crate::peers::python::Library;
+use crate::remote::sleep_ms;
+use crate::row::{Row, System, Value, Workload};
+use crate::suite::{Context, deadline};
+use crate::workloads::{PoolConfig, measure, no_equivalent, shut_down};
+
+/// Worker processes.
+pub const PROCESSES: usize = 2;
+/// Sleeps in flight per worker.
+pub const CONCURRENCY: usize = 256;
+/// How long each task sleeps.
+pub const SLEEP_MS: u64 = 10;
+
+/// The ideal wall time of `items` sleeps, [`PROCESSES`] × [`CONCURRENCY`] at a time.
+pub fn ideal_seconds(items: u64) -> f64 {
+    items as f64 / (PROCESSES * CONCURRENCY) as f64 * SLEEP_MS as f64 / 1000.0
+}
+
+/// Runs W3 on every system.
+pub async fn run(context: &Context) -> Vec<Row> {
+    let items = context.scale.w3_items;
+    let ideal = ideal_seconds(items);
+    let limit = deadline(context, Duration::from_secs(120));
+    let config = PoolConfig::new(PROCESSES, CONCURRENCY);
+    let base = format!("{items} sleeps of {SLEEP_MS} ms");
+    let mut rows = vec![Row::new(
+        Workload::W3,
+        System::Aiomp,
+        None,
+        format!("{base}, {}", config.describe()),
+        measure(limit, aiomp_sleeps(config, items, ideal)).await,
+    )];
+    let options = [
+        ("n", items.to_string()),
+        ("concurrency", CONCURRENCY.to_string()),
+        ("sleep-ms", SLEEP_MS.to_string()),
+    ];
+    let run = context
+        .python
+        .run(Library::Aiomultiprocess, "w3", &options, limit)
+        .await;
+    rows.push(peers::row(
+        Workload::W3,
+        System::Aiomultiprocess,
+        None,
+        &format!("{base}, 2 processes"),
+        run,
+        |o| o.versus_ideal(ideal),
+    ));
+    let blocking = "its workers run one task at a time (no async concurrency inside a worker)";
+    rows.push(no_equivalent(Workload::W3, System::MpPool, None, blocking));
+    rows.push(no_equivalent(Workload::W3, System::Procspawn, None, blocking));
+    rows.push(Row::new(
+        Workload::W3,
+        System::Limit,
+        Some("tokio sleeps, one process"),
+        format!("{base}, {} at a time on the 2-thread runtime", PROCESSES * CONCURRENCY),
+        limits::tokio_sleeps(items, PROCESSES * CONCURRENCY, SLEEP_MS, ideal, limit).await,
+    ));
+    rows
+}
+
+async fn aiomp_sleeps(config: PoolConfig, items: u64, ideal: f64) -> Result<Value, String> {
+    let pool = config.build().await.map_err(|e| e.to_string())?;
+    pool.apply(sleep_ms, (0, 0)).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let slept: Vec<u64> = pool
+        .starmap(sleep_ms, (0..items).map(|x| (x, SLEEP_MS)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    if slept.len() as u64 != items {
+        return Err("wrong results".into());
+    }
+    shut_down(pool).await?;
+    Ok(Value::VersusIdeal { seconds, ideal })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_issue_s_ideal() {
+        assert!((super::ideal_seconds(10_000) - 0.195).abs() < 0.001);
+    }
+}

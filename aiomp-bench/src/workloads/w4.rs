@@ -1,0 +1,85 @@
+//! W4: map a CPU-bound fn calibrated to ~20 ms a call over 100 items on 2
+//! processes; speedup over the same calls serially in one process.
+
+use std::time::{Duration, Instant};
+
+use crate::peers::python::Library;
+use crate::peers::{self, PeerOutput};
+use crate::remote::spin;
+use crate::row::{Row, System, Value, Workload};
+use crate::suite::{Context, deadline};
+use crate::work;
+use crate::workloads::{PoolConfig, measure, shut_down};
+
+/// The wall time one call is calibrated to.
+pub const CALL_TIME: Duration = Duration::from_millis(20);
+
+/// Runs W4 on every system.
+pub async fn run(context: &Context) -> Vec<Row> {
+    let items = context.scale.w4_items;
+    let limit = deadline(context, Duration::from_secs(180));
+    let iters = tokio::task::spawn_blocking(|| work::calibrate(CALL_TIME))
+        .await
+        .unwrap_or(1_000_000);
+    let base = format!("{items} calls of ~{} ms", CALL_TIME.as_millis());
+    let mut rows = Vec::new();
+    // The default concurrency, and one task at a time per worker (the usual setting for CPU-bound work).
+    for (variant, concurrency) in [("concurrency 16, the default", 16), ("concurrency 1", 1)] {
+        let config = PoolConfig::new(2, concurrency);
+        rows.push(Row::new(
+            Workload::W4,
+            System::Aiomp,
+            Some(variant),
+            format!("{base}: spin({iters}), a plain fn; {}", config.describe()),
+            measure(limit, aiomp_speedup(config, items, iters)).await,
+        ));
+    }
+    let options = [
+        ("n", items.to_string()),
+        ("target-ms", CALL_TIME.as_millis().to_string()),
+    ];
+    for (system, library) in [
+        (System::Aiomultiprocess, Library::Aiomultiprocess),
+        (System::MpPool, Library::Multiprocessing),
+    ] {
+        let run = context.python.run(library, "w4", &options, limit).await;
+        let base = format!("{base} (calibrated in Python), 2 processes");
+        rows.push(peers::row(Workload::W4, system, None, &base, run, PeerOutput::speedup));
+    }
+    let run = context.procspawn.run("w4", &[items, iters], limit).await;
+    rows.push(peers::row(
+        Workload::W4,
+        System::Procspawn,
+        None,
+        &format!("{base}, 2 processes"),
+        run,
+        PeerOutput::speedup,
+    ));
+    rows
+}
+
+async fn aiomp_speedup(config: PoolConfig, items: u64, iters: u64) -> Result<Value, String> {
+    let (serial, results) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let results: Vec<u64> = (0..items).map(|_| work::spin(iters)).collect();
+        (started.elapsed().as_secs_f64(), results)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let pool = config.build().await.map_err(|e| e.to_string())?;
+    pool.apply(spin, (1,)).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let parallel: Vec<u64> = pool
+        .map(spin, std::iter::repeat_n(iters, items as usize))
+        .await
+        .map_err(|e| e.to_string())?;
+    let pool_seconds = started.elapsed().as_secs_f64();
+    if parallel != results {
+        return Err("the pool's results differ from the serial ones".into());
+    }
+    shut_down(pool).await?;
+    Ok(Value::Speedup {
+        serial,
+        pool: pool_seconds,
+    })
+}

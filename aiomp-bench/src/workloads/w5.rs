@@ -1,0 +1,87 @@
+//! W5: from nothing to a pool of 2 ready, one `apply`, `close` + `join`;
+//! the median of fresh processes, per start method.
+//!
+//! Each run is a fresh process (this binary's hidden `__w5 METHOD`), which
+//! measures from the first line of its `main` and prints the seconds.
+
+use std::time::{Duration, Instant};
+
+use aiomp::StartMethod;
+use serde_json::json;
+
+use crate::methods::{self, PYTHON_START_METHODS, START_METHODS};
+use crate::peers::python::Library;
+use crate::remote::double;
+use crate::row::{Row, System, Workload};
+use crate::subprocess::{RunError, run_json};
+use crate::suite::{Context, deadline};
+use crate::workloads::{PoolConfig, fresh, median_of_fresh_runs, shut_down};
+
+/// Runs W5 on every system and start method.
+pub async fn run(context: &Context) -> Vec<Row> {
+    let runs = context.scale.w5_runs;
+    let each = deadline(context, Duration::from_secs(60));
+    let base = format!("{runs} fresh processes, timed inside each from the start of main");
+    let mut rows = Vec::new();
+    for &method in START_METHODS {
+        let name = methods::name(method);
+        let args = ["__w5".to_owned(), name.clone()];
+        rows.push(Row::new(
+            Workload::W5,
+            System::Aiomp,
+            Some(&name),
+            base.clone(),
+            median_of_fresh_runs(runs, || fresh(&args, each)).await,
+        ));
+    }
+    let python_base = format!("{runs} fresh interpreters, timed inside each after the imports");
+    for (system, library) in [
+        (System::Aiomultiprocess, Library::Aiomultiprocess),
+        (System::MpPool, Library::Multiprocessing),
+    ] {
+        for &method in PYTHON_START_METHODS {
+            let options = [("method", method.to_owned())];
+            let outcome = median_of_fresh_runs(runs, || async {
+                let command = context
+                    .python
+                    .command(library, "w5", &options)
+                    .map_err(RunError::Unavailable)?;
+                run_json(command, each).await
+            })
+            .await;
+            rows.push(Row::new(
+                Workload::W5,
+                system,
+                Some(method),
+                python_base.clone(),
+                outcome,
+            ));
+        }
+    }
+    let outcome = median_of_fresh_runs(runs, || async {
+        let command = context.procspawn.command("w5", &[]).map_err(RunError::Unavailable)?;
+        run_json(command, each).await
+    })
+    .await;
+    rows.push(Row::new(
+        Workload::W5,
+        System::Procspawn,
+        Some("spawn"),
+        format!("{base}; Pool::new(2), spawn + join, shutdown"),
+        outcome,
+    ));
+    rows
+}
+
+/// `__w5 METHOD`: pool of 2, one `apply`, `close` + `join`; prints `{"seconds": ...}`.
+pub async fn child(started: Instant, method: StartMethod) -> Result<serde_json::Value, String> {
+    let mut config = PoolConfig::new(2, 16);
+    config.method = method;
+    let pool = config.build().await.map_err(|e| e.to_string())?;
+    let doubled = pool.apply(double, (21,)).await.map_err(|e| e.to_string())?;
+    if doubled != 42 {
+        return Err("wrong result".into());
+    }
+    shut_down(pool).await?;
+    Ok(json!({ "seconds": started.elapsed().as_secs_f64() }))
+}
