@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
-use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token};
+use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token, serve_fork_requests};
 use crate::panic::{self, PanicReport};
 use crate::protocol::{Call, CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, TaskError, Welcome};
 use crate::registry::{InvokeError, Registry};
@@ -46,11 +46,12 @@ pub(crate) fn serve_if_child() {
         // A worker's own code called init() again: it is already serving.
         return;
     }
-    let parsed = value.to_str().and_then(|v| v.strip_prefix("spawn:")).and_then(|rest| {
-        let (fd, token) = rest.split_once(':')?;
-        Some((fd.parse::<RawFd>().ok()?, parse_token(token)?))
+    let parsed = value.to_str().and_then(|v| {
+        let mut parts = v.splitn(3, ':');
+        let role = parts.next()?;
+        Some((role, parts.next()?.parse::<RawFd>().ok()?, parse_token(parts.next()?)?))
     });
-    let Some((fd, token)) = parsed else {
+    let Some((role, fd, token)) = parsed else {
         die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} is malformed: {value:?}"));
     };
     let stream = match sys::adopt_inherited_socket(fd) {
@@ -60,7 +61,11 @@ pub(crate) fn serve_if_child() {
             &format!("{WORKER_ENV} is set but names no inherited channel: {e}"),
         ),
     };
-    serve(stream, &token)
+    match role {
+        "spawn" => serve(stream, &token, std::os::unix::process::parent_id()),
+        "forkserver" => serve_fork_requests(stream, &token),
+        other => die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} names an unknown role {other:?}")),
+    }
 }
 
 /// Stops a process that was started as a worker but is about to start
@@ -76,22 +81,43 @@ pub(crate) fn refuse_if_stray_child() {
     }
 }
 
-fn die(code: i32, message: &str) -> ! {
+/// Prints why this child gives up, and exits with `code`.
+pub(crate) fn die(code: i32, message: &str) -> ! {
     eprintln!("aiomp worker {}: {message}", std::process::id());
     std::process::exit(code)
 }
 
-/// Serves the parent on `stream` until it is done with this worker, then exits.
+/// Serves a parent that forked this process (directly or through the fork
+/// server), never returning.
 ///
-/// The parent must first send `token`: nothing else on the channel is read,
-/// let alone decoded, before that.
-pub(crate) fn serve(mut stream: UnixStream, token: &Token) -> ! {
-    let registry = Registry::get();
+/// `parent` is the pid of the process it serves, read before the fork.
+pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32) -> ! {
+    IN_WORKER.store(true, Ordering::SeqCst);
+    // The forking thread may have been a runtime's thread: its thread-locals
+    // say so, and a fresh runtime refuses to start there. A new thread
+    // starts clean.
+    let token = *token;
+    let worker = std::thread::Builder::new()
+        .name("aiomp-worker".into())
+        .spawn(move || serve(stream, &token, parent));
+    match worker {
+        // `serve` exits the process; it returns only by panicking.
+        Ok(worker) => {
+            let _ = worker.join();
+            sys::exit_now(EXIT_HANDSHAKE)
+        }
+        Err(e) => die(EXIT_HANDSHAKE, &format!("could not start the worker thread: {e}")),
+    }
+}
+
+/// Reads the token the parent must send before anything else; exits unless
+/// it matches. Nothing else on the channel is read, let alone decoded, before.
+pub(crate) fn authenticate(stream: &mut UnixStream, token: &Token) {
     let mut sent_token = [0; TOKEN_BYTES];
-    let authenticated = stream
+    let received = stream
         .set_read_timeout(Some(HELLO_TIMEOUT))
         .and_then(|()| stream.read_exact(&mut sent_token));
-    match authenticated {
+    match received {
         Ok(()) if constant_time_eq(&sent_token, token) => {}
         Ok(()) => die(EXIT_HANDSHAKE, "refused the channel: wrong token"),
         Err(e) => die(
@@ -99,6 +125,16 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token) -> ! {
             &format!("refused the channel: no token from the parent: {e}"),
         ),
     }
+}
+
+/// Serves the parent (pid `parent`) on `stream` until it is done with this
+/// worker, then exits.
+///
+/// The parent must first send `token`: nothing else on the channel is read,
+/// let alone decoded, before that.
+pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
+    let registry = Registry::get();
+    authenticate(&mut stream, token);
     let hello = codec::read_frame(&mut stream, DEFAULT_MAX_FRAME)
         .and_then(|frame| codec::decode::<Hello>(&frame).map_err(std::io::Error::other));
     let hello = match hello {
@@ -126,6 +162,9 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token) -> ! {
         die(EXIT_HANDSHAKE, &format!("handshake failed: {reason}"));
     }
     let registry = registry.expect("checked above");
+    if hello.settings.abort_on_parent_exit {
+        exit_with_parent(parent);
+    }
     panic::install_hook();
     let runtime = match build_runtime(hello.settings.runtime) {
         Ok(runtime) => runtime,
@@ -135,6 +174,28 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     sys::exit_now(code)
+}
+
+/// Exits this process as soon as `parent` exits, whatever the runtime is
+/// doing (a CPU-bound task does not delay it): a thread waits on the
+/// parent's pidfd. Does not rely on the channel's EOF, which a sibling
+/// holding a copy of the parent's end would delay.
+fn exit_with_parent(parent: u32) {
+    let pidfd = match sys::pidfd_open(parent) {
+        Ok(pidfd) => pidfd,
+        // It was already gone (an exited one not yet reaped still opens, and reads as exited).
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => sys::exit_now(0),
+        // No pidfds here: the channel's EOF still ends the worker.
+        Err(_) => return,
+    };
+    let watcher = std::thread::Builder::new()
+        .name("aiomp-parent-watch".into())
+        .spawn(move || {
+            if sys::wait_readable(&[pidfd.as_raw_fd()]).is_ok() {
+                sys::exit_now(0);
+            }
+        });
+    drop(watcher);
 }
 
 /// Compares two tokens without returning early on the first difference.

@@ -6,20 +6,25 @@ use serde::{Deserialize, Serialize};
 
 /// How a worker process ended: an exit code or a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ExitStatus {
     /// It called `exit` with this code.
     Code(i32),
     /// It was killed by this signal.
     Signal(i32),
+    /// It ended, but its status was lost: its fork server died before
+    /// reporting it.
+    Unknown,
 }
 
 impl ExitStatus {
     /// The code as Python's `multiprocessing` reports it: the exit code, or
-    /// `-N` when killed by signal `N`.
+    /// `-N` when killed by signal `N`; `i32::MIN` when unknown.
     pub fn code(self) -> i32 {
         match self {
             ExitStatus::Code(code) => code,
             ExitStatus::Signal(signal) => -signal,
+            ExitStatus::Unknown => i32::MIN,
         }
     }
 
@@ -45,6 +50,7 @@ impl fmt::Display for ExitStatus {
                 Some(name) => write!(f, "killed by signal {signal} ({name})"),
                 None => write!(f, "killed by signal {signal}"),
             },
+            ExitStatus::Unknown => f.write_str("exit status unknown (its fork server died)"),
         }
     }
 }

@@ -1,93 +1,133 @@
 //! A started child process: its pid, signals, and its exit status, awaited
 //! through a pidfd (no polling, no SIGCHLD handler, no pid-reuse race).
+//!
+//! A child this process forked or spawned is reaped here with `waitpid`. A
+//! child of the fork server is not ours to reap: its status arrives from the
+//! server ([`OsChild::record`]); if the server died first, the pidfd still
+//! says the child exited, and the status is [`ExitStatus::Unknown`].
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::exit::ExitStatus;
 use crate::sys;
 
-/// A child this process started and must reap.
+/// How long to wait for the fork server's report once a child has exited.
+const REPORT_GRACE: Duration = Duration::from_secs(1);
+
+/// Who reaps the child and knows its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reaper {
+    /// This process, with `waitpid`.
+    Us,
+    /// The fork server, which reports the status.
+    ForkServer,
+}
+
+/// A child this process started (directly or through the fork server).
 #[derive(Debug)]
 pub(crate) struct OsChild {
     pid: u32,
     pidfd: Option<OwnedFd>,
-    /// `Some` once reaped; whoever reaps first stores the status here.
+    reaper: Reaper,
+    /// `Some` once the status is known; whoever learns it first stores it.
     status: Mutex<Option<ExitStatus>>,
+    known: Condvar,
     exited: watch::Sender<Option<ExitStatus>>,
 }
 
 impl OsChild {
-    /// Adopts a freshly started child and starts watching for its exit.
+    /// Adopts a child this process started, and starts watching for its exit.
     pub(crate) fn adopt(pid: u32) -> Arc<OsChild> {
-        let child = Arc::new(OsChild {
+        let child = OsChild::new(pid, Reaper::Us);
+        child.watch();
+        child
+    }
+
+    /// Adopts a child of the fork server; call [`watch`](Self::watch) next.
+    pub(crate) fn adopt_remote(pid: u32) -> Arc<OsChild> {
+        OsChild::new(pid, Reaper::ForkServer)
+    }
+
+    fn new(pid: u32, reaper: Reaper) -> Arc<OsChild> {
+        Arc::new(OsChild {
             pid,
             pidfd: sys::pidfd_open(pid).ok(),
+            reaper,
             status: Mutex::new(None),
+            known: Condvar::new(),
             exited: watch::Sender::new(None),
-        });
-        let watcher = Arc::clone(&child);
-        if tokio::runtime::Handle::try_current().is_ok() && child.pidfd.is_some() {
-            tokio::spawn(async move { watcher.watch_pidfd().await });
+        })
+    }
+
+    /// Starts watching for the exit: on the current tokio runtime when there
+    /// is one (a pidfd is just another readable fd), else on a thread.
+    pub(crate) fn watch(self: &Arc<Self>) {
+        let watcher = Arc::clone(self);
+        let registered = self
+            .pidfd
+            .as_ref()
+            .filter(|_| tokio::runtime::Handle::try_current().is_ok())
+            .and_then(|pidfd| sys::async_readable(pidfd).ok());
+        if let Some(pidfd) = registered {
+            tokio::spawn(async move {
+                let _ = pidfd.readable().await;
+                drop(pidfd);
+                watcher.exited().await;
+            });
         } else {
             std::thread::Builder::new()
-                .name(format!("aiomp-reap-{pid}"))
+                .name(format!("aiomp-reap-{}", self.pid))
                 .spawn(move || {
                     watcher.wait_blocking();
                 })
                 .expect("failed to start a reaper thread");
         }
-        child
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
-    async fn watch_pidfd(&self) {
-        let Some(pidfd) = &self.pidfd else { return };
-        match sys::async_readable(pidfd) {
-            Ok(fd) => {
-                let _ = fd.readable().await;
-                drop(fd);
+    /// Collects the status of a child whose pidfd says it exited.
+    async fn exited(&self) {
+        match self.reaper {
+            Reaper::Us => {
                 self.wait_blocking();
             }
-            Err(_) => self.wait_blocking_on_thread().await,
+            Reaper::ForkServer => {
+                let mut exited = self.exited.subscribe();
+                let reported = tokio::time::timeout(REPORT_GRACE, exited.wait_for(Option::is_some)).await;
+                if reported.is_err() {
+                    self.record(ExitStatus::Unknown);
+                }
+            }
         }
     }
 
-    async fn wait_blocking_on_thread(&self) {
-        let pid = self.pid;
-        let raw = tokio::task::spawn_blocking(move || sys::waitpid(pid, true)).await;
-        if let Ok(Ok(Some(raw))) = raw {
-            self.record(ExitStatus::from_wait_status(raw));
-        } else {
-            self.try_wait();
-        }
-    }
-
-    fn record(&self, status: ExitStatus) -> ExitStatus {
+    /// Stores the exit status, unless one is already known; returns the known one.
+    pub(crate) fn record(&self, status: ExitStatus) -> ExitStatus {
         let mut slot = crate::lock(&self.status);
         let status = *slot.get_or_insert(status);
+        drop(slot);
+        self.known.notify_all();
         self.exited.send_replace(Some(status));
         status
     }
 
     /// The exit status if the child has exited (reaping it), `None` while it runs.
     pub(crate) fn try_wait(&self) -> Option<ExitStatus> {
-        let mut slot = crate::lock(&self.status);
-        if let Some(status) = *slot {
-            return Some(status);
+        let slot = crate::lock(&self.status);
+        if slot.is_some() || self.reaper == Reaper::ForkServer {
+            return *slot;
         }
         match sys::waitpid(self.pid, false) {
             Ok(Some(raw)) => {
-                let status = ExitStatus::from_wait_status(raw);
-                *slot = Some(status);
                 drop(slot);
-                self.exited.send_replace(Some(status));
-                Some(status)
+                Some(self.record(ExitStatus::from_wait_status(raw)))
             }
             Ok(None) => None,
             // ECHILD: someone else reaped it; the watcher records the status.
@@ -95,14 +135,29 @@ impl OsChild {
         }
     }
 
-    /// Blocks until the child exits, and reaps it.
+    /// Blocks until the child exits, and reaps it (or learns its status).
     pub(crate) fn wait_blocking(&self) -> ExitStatus {
         if let Some(status) = self.try_wait() {
             return status;
         }
-        match sys::waitpid(self.pid, true) {
-            Ok(Some(raw)) => self.record(ExitStatus::from_wait_status(raw)),
-            _ => self.try_wait().unwrap_or(ExitStatus::Code(-1)),
+        match self.reaper {
+            Reaper::Us => match sys::waitpid(self.pid, true) {
+                Ok(Some(raw)) => self.record(ExitStatus::from_wait_status(raw)),
+                _ => self.try_wait().unwrap_or(ExitStatus::Unknown),
+            },
+            Reaper::ForkServer => {
+                if let Some(pidfd) = &self.pidfd {
+                    let _ = sys::wait_readable(&[pidfd.as_raw_fd()]);
+                }
+                let slot = crate::lock(&self.status);
+                let (slot, _) = self
+                    .known
+                    .wait_timeout_while(slot, REPORT_GRACE, |status| status.is_none())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let status = *slot;
+                drop(slot);
+                status.unwrap_or_else(|| self.record(ExitStatus::Unknown))
+            }
         }
     }
 
@@ -119,7 +174,7 @@ impl OsChild {
         }
     }
 
-    /// Sends `signal`, unless the child was already reaped.
+    /// Sends `signal`, unless the child is known to have exited.
     pub(crate) fn signal(&self, signal: i32) -> std::io::Result<()> {
         let slot = crate::lock(&self.status);
         if slot.is_some() {
@@ -132,7 +187,7 @@ impl OsChild {
         }
     }
 
-    /// Kills the child and reaps it before returning.
+    /// Kills the child and waits until it is gone before returning.
     pub(crate) fn kill_and_reap(&self) -> ExitStatus {
         let _ = self.signal(libc::SIGKILL);
         self.wait_blocking()

@@ -28,8 +28,15 @@ thread_local! {
     static LAST: RefCell<Option<(Option<String>, Option<String>)>> = const { RefCell::new(None) };
 }
 
-/// Installs the worker's panic hook, keeping the previous one for other panics.
+/// Installs the worker's panic hook once per process, keeping the previous
+/// one for panics outside tasks. (Installed in the parent before a fork, so
+/// that a forked child never takes the hook's lock.)
 pub(crate) fn install_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(install);
+}
+
+fn install() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if IN_TASK.get() {

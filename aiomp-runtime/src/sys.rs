@@ -123,3 +123,95 @@ pub(crate) fn async_readable(fd: &OwnedFd) -> io::Result<tokio::io::unix::AsyncF
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
 }
+
+/// Which side of a `fork` this is.
+#[derive(Debug)]
+pub(crate) enum Forked {
+    /// The new process.
+    Child,
+    /// The caller, with the new process's pid.
+    Parent(u32),
+}
+
+/// Forks the calling process. In the child, only the calling thread exists:
+/// until [`isolate_forked_child`] and a fresh runtime, it must not take a
+/// lock another thread may have held.
+pub(crate) fn fork() -> io::Result<Forked> {
+    // SAFETY: fork has no preconditions; the caller handles the child side
+    // as documented above.
+    match check(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// In a freshly forked child: restores the default handling of the signals
+/// a parent may have taken over (a runtime's signal handlers would swallow
+/// them), and unblocks every signal. Only async-signal-safe calls.
+pub(crate) fn reset_signals() {
+    for signal in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGCHLD,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: restoring a default disposition is always valid.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // SAFETY: the set is initialised by sigemptyset before use.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &raw const none, std::ptr::null_mut());
+    }
+}
+
+/// Closes every fd above stderr except `keep`. Only for a process that never
+/// started a tokio runtime (whose process-wide fds must stay open), such as
+/// a child of the fork server. Async-signal-safe.
+pub(crate) fn close_fds_except(keep: RawFd) -> io::Result<()> {
+    let keep = keep as libc::c_uint;
+    // SAFETY: close_range takes plain integers; ranges may hold closed fds.
+    unsafe {
+        if keep > 3 && libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0u32) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until at least one of `fds` is readable (or hung up); returns which.
+pub(crate) fn wait_readable(fds: &[RawFd]) -> io::Result<Vec<bool>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `polled` is a valid array of `polled.len()` pollfds.
+        let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
+        if ready >= 0 {
+            return Ok(polled.iter().map(|p| p.revents != 0).collect());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Takes ownership of an fd this process received and nothing else owns.
+pub(crate) fn own_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the fd was just received over SCM_RIGHTS: it is open, and
+    // this process has no other handle to it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

@@ -1,21 +1,24 @@
-//! Starting a child that holds one end of a private channel.
+//! Starting a child that holds one end of a private channel: a socketpair,
+//! so nothing listens and nothing else can connect. The parent sends a
+//! random token first on the channel: a process that got hold of the socket
+//! some other way cannot pass for the parent.
 //!
-//! Spawn re-executes the current binary with the child's end of a socketpair
-//! inherited (the only fd it gets beyond stdio), named in the environment
-//! with a random token the parent sends first on the channel: a process that
-//! got hold of the socket some other way cannot pass for the parent.
-//! Its `main` (or its `#[aiomp::test]`) calls [`init`](crate::init) first,
-//! which finds the fd and serves.
+//! - [`spawn`]: re-execute the current binary; its `main` (or its
+//!   `#[aiomp::test]`) calls [`init`](crate::init) first, which finds the fd.
+//! - [`fork`]: fork the caller; the child builds a fresh runtime.
+//! - [`forkserver`]: ask a single-threaded server, re-executed once, to fork.
 
-use std::os::fd::AsRawFd;
+mod fork;
+mod forkserver;
+mod spawn;
+
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crate::entry::{Entry, entry};
 use crate::error::Error;
 use crate::os_child::OsChild;
-use crate::sys;
+
+pub(crate) use forkserver::serve_fork_requests;
 
 /// The environment variable that tells a re-executed binary it is a worker.
 pub(crate) const WORKER_ENV: &str = "AIOMP_WORKER";
@@ -25,9 +28,33 @@ pub(crate) const WORKER_ENV: &str = "AIOMP_WORKER";
 #[non_exhaustive]
 pub enum StartMethod {
     /// Re-execute the current binary (the default): a fresh process that
-    /// shares nothing with the parent but the channel.
+    /// shares nothing with the parent but the channel. Needs `main` to start
+    /// with `#[aiomp::main]` or `aiomp::init()`.
     #[default]
     Spawn,
+    /// Fork the caller: the child is a copy of the parent at start (its
+    /// globals, its loaded state), the cheapest start. The child never
+    /// touches the parent's tokio runtime (its threads do not exist there):
+    /// it builds a fresh one. Locks that other parent threads held at the
+    /// fork (a `Mutex` in user code, stdout while printing) stay held in the
+    /// child: prefer `Forkserver` when the parent is busy with threads that
+    /// hold locks for long.
+    Fork,
+    /// Fork workers from a single-threaded server process, re-executed once
+    /// per parent on first use: fork-cheap starts without inheriting the
+    /// parent's threads or locks. The server exits with its parent and is
+    /// restarted if it dies.
+    Forkserver,
+}
+
+impl std::fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StartMethod::Spawn => "spawn",
+            StartMethod::Fork => "fork",
+            StartMethod::Forkserver => "forkserver",
+        })
+    }
 }
 
 static DEFAULT_METHOD: std::sync::Mutex<Option<StartMethod>> = std::sync::Mutex::new(None);
@@ -37,6 +64,15 @@ static DEFAULT_METHOD: std::sync::Mutex<Option<StartMethod>> = std::sync::Mutex:
 ///
 /// `None` restores the platform's default, [`StartMethod::Spawn`] on every
 /// platform: a fresh process is the predictable choice, as in aiomultiprocess.
+///
+/// ```
+/// use aiomp::{StartMethod, get_start_method, set_start_method};
+///
+/// set_start_method(Some(StartMethod::Forkserver));
+/// assert_eq!(get_start_method(), StartMethod::Forkserver);
+/// set_start_method(None);
+/// assert_eq!(get_start_method(), StartMethod::Spawn);
+/// ```
 pub fn set_start_method(method: Option<StartMethod>) {
     *crate::lock(&DEFAULT_METHOD) = method;
 }
@@ -98,36 +134,8 @@ pub(crate) fn parse_token(hex: &str) -> Option<Token> {
 pub(crate) fn launch(method: StartMethod) -> Result<Launched, Error> {
     crate::child::refuse_if_stray_child();
     match method {
-        StartMethod::Spawn => spawn(),
+        StartMethod::Spawn => spawn::spawn_worker(),
+        StartMethod::Fork => fork::fork_worker(),
+        StartMethod::Forkserver => forkserver::fork_worker(),
     }
-}
-
-fn spawn() -> Result<Launched, Error> {
-    let args: Vec<String> = match entry() {
-        Some(Entry::Main) => Vec::new(),
-        Some(Entry::Test(name)) => vec![name.clone(), "--exact".into(), "--nocapture".into(), "--quiet".into()],
-        None => {
-            return Err(Error::InvalidState(
-                "cannot spawn workers: this program never entered aiomp; start `main` with \
-                 #[aiomp::main] or call aiomp::init() first, and use #[aiomp::test] for tests",
-            ));
-        }
-    };
-    let token = random_token()?;
-    let exe = std::env::current_exe().map_err(Error::Spawn)?;
-    let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
-    let fd = child_end.as_raw_fd();
-    let mut command = Command::new(exe);
-    command
-        .args(args)
-        .env(WORKER_ENV, format!("spawn:{fd}:{}", token_hex(&token)))
-        .stdin(Stdio::null());
-    sys::keep_fd_across_exec(&mut command, fd);
-    let child = command.spawn().map_err(Error::Spawn)?;
-    drop(child_end);
-    Ok(Launched {
-        child: OsChild::adopt(child.id()),
-        stream: parent_end,
-        token,
-    })
 }

@@ -1,0 +1,51 @@
+//! Spawn: re-execute the current binary with the child's end of a socketpair
+//! inherited (the only fd it gets beyond stdio), named in the environment
+//! with the token. Its `main` (or its `#[aiomp::test]`) calls
+//! [`init`](crate::init) first, which finds the fd and serves.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+
+use crate::entry::{Entry, entry};
+use crate::error::Error;
+use crate::launch::{Launched, WORKER_ENV, random_token, token_hex};
+use crate::os_child::OsChild;
+use crate::sys;
+
+/// Spawns a worker.
+pub(super) fn spawn_worker() -> Result<Launched, Error> {
+    spawn("spawn")
+}
+
+/// Spawns the current binary in `role` (`spawn` for a worker, `forkserver`
+/// for the fork server).
+pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
+    let args: Vec<String> = match entry() {
+        Some(Entry::Main) => Vec::new(),
+        Some(Entry::Test(name)) => vec![name.clone(), "--exact".into(), "--nocapture".into(), "--quiet".into()],
+        None => {
+            return Err(Error::InvalidState(
+                "cannot spawn workers: this program never entered aiomp; start `main` with \
+                 #[aiomp::main] or call aiomp::init() first, and use #[aiomp::test] for tests",
+            ));
+        }
+    };
+    let token = random_token()?;
+    let exe = std::env::current_exe().map_err(Error::Spawn)?;
+    let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
+    let fd = child_end.as_raw_fd();
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .env(WORKER_ENV, format!("{role}:{fd}:{}", token_hex(&token)))
+        .stdin(Stdio::null());
+    sys::keep_fd_across_exec(&mut command, fd);
+    let child = command.spawn().map_err(Error::Spawn)?;
+    drop(child_end);
+    Ok(Launched {
+        child: OsChild::adopt(child.id()),
+        stream: parent_end,
+        token,
+    })
+}
