@@ -23,6 +23,8 @@ pub struct Machine {
     pub load: String,
     /// The UTC date and time the run started.
     pub date: String,
+    /// The repository's commit (`git describe --always --dirty`).
+    pub commit: String,
 }
 
 impl Machine {
@@ -67,6 +69,15 @@ impl Machine {
                 .collect::<Vec<_>>()
                 .join(" "),
             date: utc_now(),
+            commit: run(
+                command(
+                    "git",
+                    ["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"],
+                ),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_or_else(|_| "unknown".into(), |v| v.trim().to_owned()),
         }
     }
 }

@@ -75,6 +75,7 @@ pub fn render(report: &Report<'_>) -> String {
         ("Python", machine.python.clone()),
         ("load average at start", machine.load.clone()),
         ("date", machine.date.clone()),
+        ("aiomp commit", machine.commit.clone()),
     ] {
         let _ = writeln!(md, "| {key} | {} |", cell(&value));
     }
