@@ -6,7 +6,7 @@ use aiomp::StartMethod;
 ///
 /// Adding one (`StartMethod::Forkserver`, `StartMethod::Fork`) is one line here:
 /// every per-method row and the hidden subcommands pick it up.
-pub const START_METHODS: &[StartMethod] = &[StartMethod::Spawn];
+pub const START_METHODS: &[StartMethod] = &[StartMethod::Spawn, StartMethod::Forkserver, StartMethod::Fork];
 
 /// The start methods of Python's multiprocessing, for the Python peers' per-method rows.
 pub const PYTHON_START_METHODS: &[&str] = &["spawn", "forkserver", "fork"];

@@ -99,11 +99,7 @@ pub fn render(report: &Report<'_>) -> String {
             cell(comparison)
         );
     }
-    let _ = writeln!(
-        md,
-        "\nThe forkserver targets (W5 ≤ ½ procspawn, W7 ≤ 0.5 ms) and fork rows appear once aiomp has those \
-         start methods: the per-method rows loop over `aiomp_bench::methods::START_METHODS`.\n"
-    );
+    md.push('\n');
     let _ = writeln!(md, "## Chart\n");
     let _ = writeln!(
         md,
