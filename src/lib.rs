@@ -1,1 +1,65 @@
-//! Shared helpers for the examples and integration tests of aiomp (not published).
+//! Helpers shared by aiomp's examples, helper programs and integration tests
+//! (not published): looking at processes through `/proc`.
+
+use std::time::{Duration, Instant};
+
+/// The direct children of `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    children.sort_unstable();
+    children.dedup();
+    children
+}
+
+/// Whether `pid` is an aiomp fork server (from its environment).
+pub fn is_forkserver(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+        environ
+            .split(|&b| b == 0)
+            .any(|var| var.starts_with(b"AIOMP_WORKER=forkserver:"))
+    })
+}
+
+/// The fork servers among the children of `pid`.
+pub fn forkservers_of(pid: u32) -> Vec<u32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|&child| is_forkserver(child))
+        .collect()
+}
+
+/// Whether `pid` has exited: it no longer exists, or it is a zombie
+/// (exited, waiting to be reaped by whoever adopted it).
+pub fn has_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// Waits until every one of `pids` has exited; returns those still running
+/// after `timeout`.
+pub fn wait_all_exited(pids: &[u32], timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let running: Vec<u32> = pids.iter().copied().filter(|&pid| !has_exited(pid)).collect();
+        if running.is_empty() || Instant::now() >= deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,64 @@
+//! A fork server that dies is replaced on the next start, and the workers it
+//! had forked keep serving (its own test binary: the server is per process).
+
+use std::time::{Duration, Instant};
+
+use aiomp::{Pool, StartMethod, Worker, remote};
+
+#[remote]
+async fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[remote]
+async fn pid() -> u32 {
+    std::process::id()
+}
+
+#[aiomp::test]
+async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
+    let me = std::process::id();
+    let pool = Pool::builder()
+        .processes(2)
+        .start_method(StartMethod::Forkserver)
+        .build()
+        .await
+        .unwrap();
+    let workers = pool.worker_pids();
+    let [server] = aiomp_suite::forkservers_of(me)[..] else {
+        panic!("expected one fork server");
+    };
+    // SAFETY: kill takes plain integers.
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
+    assert!(aiomp_suite::wait_all_exited(&[server], Duration::from_secs(10)).is_empty());
+
+    // The pool's workers do not depend on the server: they keep serving.
+    let results: Vec<u64> = pool.map(double, 0..50u64).await.unwrap();
+    assert_eq!(results[49], 98);
+    assert_eq!(pool.worker_pids(), workers);
+
+    // The next start launches a new server.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let child = loop {
+        match Worker::new(pid).start_method(StartMethod::Forkserver).await {
+            Ok(child) => break child,
+            Err(error) => assert!(Instant::now() < deadline, "no restart: {error}"),
+        }
+    };
+    assert!(!workers.contains(&child));
+    let servers = aiomp_suite::forkservers_of(me);
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_ne!(servers[0], server);
+
+    // A worker of the dead server that dies is still noticed (its status is
+    // unknown: its reaper died) and replaced through the new server.
+    let orphan = workers[0];
+    // SAFETY: kill takes plain integers.
+    assert_eq!(unsafe { libc::kill(orphan as i32, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pool.worker_pids().contains(&orphan) {
+        assert!(Instant::now() < deadline, "the orphan's death was never noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.apply(double, (5,)).await.unwrap(), 10);
+}
