@@ -8,6 +8,7 @@ mod codec;
 mod entry;
 mod error;
 mod exit;
+mod json;
 mod launch;
 mod link;
 mod os_child;
@@ -37,8 +38,9 @@ pub mod __private {
 pub use entry::init;
 pub use error::{Error, RemoteError, RemoteErrorKind, Result};
 pub use exit::ExitStatus;
+pub use json::Json;
 pub use launch::{StartMethod, get_start_method, set_start_method};
-pub use pool::{ApplyResult, Pool, PoolBuilder, PoolResult, Unordered, WorkerRuntime};
+pub use pool::{ApplyResult, Pool, PoolBuilder, PoolResult, PoolStats, Unordered, WorkerRuntime, WorkerStats};
 pub use process::{Process, Worker};
 pub use remote_fn::{AsyncFn, BlockingFn, RemoteFn};
 pub use scheduler::{QueueId, RoundRobin, Scheduler, TaskId};

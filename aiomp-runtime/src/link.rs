@@ -7,7 +7,7 @@
 //! exit status.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::launch::{Launched, StartMethod};
 use crate::os_child::OsChild;
+use crate::pool::WorkerStats;
 use crate::protocol::{Call, Hello, Reply, Request, Settings, Task};
 use crate::registry::Registry;
 use crate::remote_fn::task_error;
@@ -86,6 +87,16 @@ pub(crate) struct LinkEnd {
     pub(crate) status: ExitStatus,
     /// How many tasks it failed because it ended with them in flight.
     pub(crate) lost: usize,
+    /// Tasks it completed, and tasks that failed (lost ones included).
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+}
+
+/// What happened to a link's tasks so far.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
 }
 
 /// One live worker, from the parent's side.
@@ -94,6 +105,7 @@ pub(crate) struct Link {
     child: Arc<OsChild>,
     requests: mpsc::UnboundedSender<Request>,
     in_flight: Arc<Mutex<InFlight>>,
+    counters: Arc<Counters>,
 }
 
 impl Link {
@@ -133,19 +145,24 @@ impl Link {
         };
         let (requests, outbox) = mpsc::unbounded_channel();
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let counters = Arc::new(Counters::default());
         tokio::spawn(write_requests(writer, outbox));
         let end = tokio::spawn(read_replies(
             reader,
-            Arc::clone(&in_flight),
-            Arc::clone(&child),
-            config.on_complete.clone(),
-            Arc::clone(&config.terminating),
+            Replies {
+                in_flight: Arc::clone(&in_flight),
+                counters: Arc::clone(&counters),
+                child: Arc::clone(&child),
+                on_complete: config.on_complete.clone(),
+                terminating: Arc::clone(&config.terminating),
+            },
         ));
         Ok((
             Link {
                 child,
                 requests,
                 in_flight,
+                counters,
             },
             end,
         ))
@@ -200,6 +217,16 @@ impl Link {
             .collect();
         if !held.is_empty() {
             let _ = self.requests.send(Request::Cancel(held));
+        }
+    }
+
+    /// The worker's pid, tasks in flight, and tasks completed and failed so far.
+    pub(crate) fn stats(&self) -> WorkerStats {
+        WorkerStats {
+            pid: self.child.pid(),
+            in_flight: crate::lock(&self.in_flight).tasks.len(),
+            completed: self.counters.completed.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
         }
     }
 
@@ -261,13 +288,23 @@ async fn write_requests(mut writer: FrameWriter, mut outbox: mpsc::UnboundedRece
     }
 }
 
-async fn read_replies(
-    mut reader: FrameReader,
+/// What the reader of a link's replies updates.
+struct Replies {
     in_flight: Arc<Mutex<InFlight>>,
+    counters: Arc<Counters>,
     child: Arc<OsChild>,
     on_complete: Option<OnComplete>,
     terminating: Arc<AtomicBool>,
-) -> LinkEnd {
+}
+
+async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
+    let Replies {
+        in_flight,
+        counters,
+        child,
+        on_complete,
+        terminating,
+    } = replies;
     let pid = child.pid();
     let failure = loop {
         match reader.recv::<Reply>().await {
@@ -279,6 +316,13 @@ async fn read_replies(
                         on_complete(outcome.id);
                     }
                     let answer = outcome.result.map_err(|e| task_error(pending.function, e));
+                    match &answer {
+                        Ok(_) => counters.completed.fetch_add(1, Ordering::Relaxed),
+                        Err(error) => {
+                            tracing::debug!(pid, task = outcome.id, %error, "aiomp task failed");
+                            counters.failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
                     let _ = pending.reply.send(answer);
                 }
             }
@@ -304,6 +348,7 @@ async fn read_replies(
         std::mem::take(&mut in_flight.tasks)
     };
     let count = lost.len();
+    counters.failed.fetch_add(count as u64, Ordering::Relaxed);
     for (id, pending) in lost {
         if let Some(on_complete) = &on_complete {
             on_complete(id);
@@ -324,5 +369,7 @@ async fn read_replies(
         pid,
         status,
         lost: count,
+        completed: counters.completed.load(Ordering::Relaxed),
+        failed: counters.failed.load(Ordering::Relaxed),
     }
 }

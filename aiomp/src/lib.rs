@@ -82,9 +82,9 @@ pub use aiomp_macros::main;
 pub use aiomp_macros::test;
 
 pub use aiomp_runtime::{
-    ApplyResult, AsyncFn, BlockingFn, Error, ExitStatus, Pool, PoolBuilder, PoolResult, Process, QueueId, RemoteError,
-    RemoteErrorKind, RemoteFn, Result, RoundRobin, Scheduler, StartMethod, TaskId, Unordered, Worker, WorkerRuntime,
-    get_start_method, init, set_start_method,
+    ApplyResult, AsyncFn, BlockingFn, Error, ExitStatus, Json, Pool, PoolBuilder, PoolResult, PoolStats, Process,
+    QueueId, RemoteError, RemoteErrorKind, RemoteFn, Result, RoundRobin, Scheduler, StartMethod, TaskId, Unordered,
+    Worker, WorkerRuntime, WorkerStats, get_start_method, init, set_start_method,
 };
 
 #[doc(hidden)]

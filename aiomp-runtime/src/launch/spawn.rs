@@ -5,6 +5,7 @@
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use crate::entry::{Entry, entry};
@@ -12,6 +13,9 @@ use crate::error::Error;
 use crate::launch::{Launched, WORKER_ENV, random_token, token_hex};
 use crate::os_child::OsChild;
 use crate::sys;
+
+/// The binary this process is running, whatever became of its path.
+const RUNNING_BINARY: &str = "/proc/self/exe";
 
 /// Spawns a worker.
 pub(super) fn spawn_worker() -> Result<Launched, Error> {
@@ -32,10 +36,15 @@ pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
         }
     };
     let token = random_token()?;
-    let exe = std::env::current_exe().map_err(Error::Spawn)?;
     let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
     let fd = child_end.as_raw_fd();
-    let mut command = Command::new(exe);
+    // The running binary itself, even if its file was replaced or deleted
+    // since (a rebuild under a long-running service): a child can never be
+    // a different build. Its argv[0] keeps the usual name for `ps`.
+    let mut command = Command::new(RUNNING_BINARY);
+    if let Ok(exe) = std::env::current_exe() {
+        command.arg0(exe);
+    }
     command
         .args(args)
         .env(WORKER_ENV, format!("{role}:{fd}:{}", token_hex(&token)))

@@ -8,6 +8,7 @@
 mod builder;
 mod result;
 mod slot;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 pub use builder::{PoolBuilder, WorkerRuntime};
 pub use result::{ApplyResult, PoolResult, Unordered};
+pub use stats::{PoolStats, WorkerStats};
 
 use crate::error::{Error, Result};
 use crate::launch::get_start_method;
@@ -75,6 +77,12 @@ pub(crate) struct Shared {
     children: Mutex<HashMap<u32, Arc<OsChild>>>,
     /// Slot tasks and draining links: `join` waits for all of them.
     tracker: TaskTracker,
+    /// Workers replaced after dying, and after `max_tasks_per_child`.
+    restarts: AtomicU64,
+    recycles: AtomicU64,
+    /// Tasks completed and failed by workers no longer live.
+    retired_completed: AtomicU64,
+    retired_failed: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -135,6 +143,10 @@ impl Pool {
             links: Mutex::new(HashMap::new()),
             children: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
+            restarts: AtomicU64::new(0),
+            recycles: AtomicU64::new(0),
+            retired_completed: AtomicU64::new(0),
+            retired_failed: AtomicU64::new(0),
         });
         let pool = Pool { shared };
         pool.shared.start_slots().await?;
@@ -210,6 +222,7 @@ impl Pool {
 
     /// Takes no new work; work already submitted still finishes.
     pub fn close(&self) {
+        tracing::info!("aiomp pool closed: finishing queued work");
         self.shared.close();
     }
 
@@ -226,6 +239,7 @@ impl Pool {
         }
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
+        tracing::info!("aiomp pool stopped: every worker exited");
         match crate::lock(&self.shared.failure).clone() {
             Some(reason) => Err(Error::PoolFailed { reason }),
             None => Ok(()),
@@ -235,6 +249,7 @@ impl Pool {
     /// Stops now: workers get SIGTERM, and every pending task fails with
     /// [`Error::PoolTerminated`]. `join` then waits for the workers to exit.
     pub fn terminate(&self) {
+        tracing::info!("aiomp pool terminated");
         self.shared.terminate(libc::SIGTERM, None);
     }
 
@@ -246,6 +261,32 @@ impl Pool {
     /// The number of task queues.
     pub fn queue_count(&self) -> usize {
         self.shared.queue_count
+    }
+
+    /// A snapshot of the pool: queued tasks, restarts and recycles, task
+    /// totals, and each live worker's pid, tasks in flight, completed and failed.
+    ///
+    /// ```no_run
+    /// # async fn run(pool: aiomp::Pool) {
+    /// let stats = pool.stats();
+    /// for worker in &stats.workers {
+    ///     println!("{}: {} in flight, {} done", worker.pid, worker.in_flight, worker.completed);
+    /// }
+    /// # }
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        let shared = &self.shared;
+        let mut workers: Vec<WorkerStats> = crate::lock(&shared.links).values().map(|link| link.stats()).collect();
+        workers.sort_by_key(|w| w.pid);
+        PoolStats {
+            queued: shared.receivers.iter().map(async_channel::Receiver::len).sum(),
+            restarts: shared.restarts.load(Ordering::Relaxed),
+            recycles: shared.recycles.load(Ordering::Relaxed),
+            completed: shared.retired_completed.load(Ordering::Relaxed)
+                + workers.iter().map(|w| w.completed).sum::<u64>(),
+            failed: shared.retired_failed.load(Ordering::Relaxed) + workers.iter().map(|w| w.failed).sum::<u64>(),
+            workers,
+        }
     }
 
     /// The process IDs of the live workers.

@@ -4,11 +4,13 @@
 //! A slot whose worker fails to start [`MAX_START_ATTEMPTS`] times in a row
 //! fails the pool instead of spinning.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::launch::launch;
@@ -57,7 +59,9 @@ impl Shared {
             "aiomp pool started"
         );
         for (slot, (link, end)) in links.into_iter().enumerate() {
-            self.tracker.spawn(Arc::clone(self).run_slot(slot, link, end));
+            let span = tracing::info_span!("aiomp_worker_slot", slot);
+            self.tracker
+                .spawn(Arc::clone(self).run_slot(slot, link, end).instrument(span));
         }
         Ok(())
     }
@@ -116,7 +120,10 @@ impl Shared {
     }
 
     fn forget(&self, end: &LinkEnd) {
-        crate::lock(&self.links).remove(&end.pid);
+        if crate::lock(&self.links).remove(&end.pid).is_some() {
+            self.retired_completed.fetch_add(end.completed, Ordering::Relaxed);
+            self.retired_failed.fetch_add(end.failed, Ordering::Relaxed);
+        }
         crate::lock(&self.children).remove(&end.pid);
     }
 
@@ -135,15 +142,24 @@ impl Shared {
                 }
                 Stop::Recycle => {
                     link.drain();
+                    self.recycles.fetch_add(1, Ordering::Relaxed);
                     let shared = Arc::clone(&self);
                     self.tracker.spawn(async move {
                         if let Ok(ended) = end.await {
                             shared.forget(&ended);
-                            tracing::debug!(slot, pid = ended.pid, "aiomp worker recycled");
+                            tracing::debug!(
+                                slot,
+                                pid = ended.pid,
+                                completed = ended.completed,
+                                "aiomp worker recycled"
+                            );
                         }
                     });
                 }
                 Stop::Died(ended) => {
+                    if !self.is_stopping() {
+                        self.restarts.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(ended) = ended {
                         self.forget(&ended);
                         if !self.is_stopping() {
