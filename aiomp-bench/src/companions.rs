@@ -60,6 +60,10 @@ async fn build(repo: &Path) -> Result<(), String> {
         "-p".into(),
         "aiomp-bench".into(),
     ];
+    // Build where this binary lives (`<target>/<profile>/aiomp-bench`), wherever cargo's default would be.
+    if let Some(target_dir) = exe.parent().and_then(Path::parent) {
+        args.extend(["--target-dir".into(), target_dir.display().to_string()]);
+    }
     match profile.as_str() {
         "release" => args.push("--release".into()),
         "debug" => {}
