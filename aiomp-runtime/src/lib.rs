@@ -8,6 +8,8 @@ mod codec;
 mod entry;
 mod error;
 mod exit;
+#[cfg(test)]
+mod fuzz;
 mod json;
 mod launch;
 mod link;
