@@ -104,7 +104,7 @@ fn async_fn_is_called_locally() {
 
 #[test]
 fn plain_fn_is_called_locally() {
-    assert_eq!(crunch(10), (0..10).map(|i| i * i % 7).sum());
+    assert_eq!(crunch(10), (0..10).map(|i| i * i % 7).sum::<u64>());
     unit_plain();
 }
 

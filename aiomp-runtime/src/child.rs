@@ -12,6 +12,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -19,8 +21,10 @@ use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token, serve_fork_requests};
 use crate::panic::{self, PanicReport};
-use crate::protocol::{Call, CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, TaskError, Welcome};
-use crate::registry::{InvokeError, Registry};
+use crate::protocol::{
+    Call, CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, Task, TaskError, Welcome,
+};
+use crate::registry::{FunctionIndex, InvokeError, Registry};
 use crate::sys;
 use crate::transport::{self, ChannelError, FrameWriter};
 
@@ -213,8 +217,8 @@ fn build_runtime(flavor: RuntimeFlavor) -> std::io::Result<tokio::runtime::Runti
     }
 }
 
-/// A task's ID and its encoded result, as its tokio task returns them.
-type Finished = (u64, Result<Vec<u8>, TaskError>);
+/// A task's ID and its calls' encoded results, as its tokio task returns them.
+type Finished = (u64, Vec<Result<Vec<u8>, TaskError>>);
 
 /// The state of one worker's task loop.
 struct Serve {
@@ -222,7 +226,8 @@ struct Serve {
     settings: Settings,
     pid: u32,
     tasks: JoinSet<Finished>,
-    running: HashMap<u64, AbortHandle>,
+    /// Each running task's abort handle and number of calls.
+    running: HashMap<u64, (AbortHandle, usize)>,
     by_task: HashMap<tokio::task::Id, u64>,
     any_failed: bool,
 }
@@ -269,12 +274,12 @@ impl Serve {
                 request = reader.recv::<Request>(), if !parent_gone => match request {
                     Ok(Request::Tasks(tasks)) => {
                         for task in tasks {
-                            self.start(task.id, task.call);
+                            self.start(task);
                         }
                     }
                     Ok(Request::Cancel(ids)) => {
                         for id in ids {
-                            if let Some(handle) = self.running.get(&id) {
+                            if let Some((handle, _)) = self.running.get(&id) {
                                 handle.abort();
                             }
                         }
@@ -302,45 +307,27 @@ impl Serve {
         i32::from(self.any_failed)
     }
 
-    fn start(&mut self, id: u64, call: Call) {
-        let registry = self.registry;
-        let pid = self.pid;
-        let handler = self.settings.exception_handler;
-        let max_result = self.settings.max_frame.saturating_sub(FRAME_OVERHEAD);
-        let handle = self.tasks.spawn(async move {
-            let function = call.function;
-            let result = run_call(registry, call, pid).await.and_then(|bytes| {
-                if bytes.len() > max_result {
-                    Err(CallError::TooLarge(bytes.len(), max_result))
-                } else {
-                    Ok(bytes)
-                }
-            });
-            if let (Err(error), Some(handler)) = (&result, handler) {
-                let report = error.clone().into_remote(pid, registry.id(function).unwrap_or("?"));
-                if let Ok(args) = codec::encode(&(report,)) {
-                    let _ = run_call(
-                        registry,
-                        Call {
-                            function: handler,
-                            args,
-                        },
-                        pid,
-                    )
-                    .await;
-                }
-            }
-            (id, result.map_err(|e| e.into_task_error(pid, registry.id(function))))
-        });
+    fn start(&mut self, task: Task) {
+        let call = CallContext {
+            registry: self.registry,
+            function: task.function,
+            pid: self.pid,
+            handler: self.settings.exception_handler,
+            max_result: self.settings.max_frame.saturating_sub(FRAME_OVERHEAD),
+        };
+        let calls = task.args.len();
+        let id = task.id;
+        let handle = self.tasks.spawn(async move { (id, call.run_all(task.args).await) });
         self.by_task.insert(handle.id(), id);
-        self.running.insert(id, handle);
+        self.running.insert(id, (handle, calls));
     }
 
     fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> Outcome {
         let (task_id, outcome) = match done {
-            Ok((task_id, (id, result))) => (task_id, Outcome { id, result }),
+            Ok((task_id, (id, results))) => (task_id, Outcome { id, results }),
             Err(join_error) => {
                 let id = self.by_task.get(&join_error.id()).copied().unwrap_or(u64::MAX);
+                let calls = self.running.get(&id).map_or(1, |(_, calls)| *calls);
                 let message = if join_error.is_cancelled() {
                     "cancelled by the parent"
                 } else {
@@ -354,19 +341,87 @@ impl Serve {
                     pid: self.pid,
                     backtrace: None,
                 };
-                (
-                    join_error.id(),
-                    Outcome {
-                        id,
-                        result: Err(TaskError::Remote(error)),
-                    },
-                )
+                let results = (0..calls).map(|_| Err(TaskError::Remote(error.clone()))).collect();
+                (join_error.id(), Outcome { id, results })
             }
         };
         self.by_task.remove(&task_id);
         self.running.remove(&outcome.id);
-        self.any_failed |= outcome.result.is_err();
+        self.any_failed |= outcome.results.iter().any(Result::is_err);
         outcome
+    }
+}
+
+/// What every call of one task shares.
+#[derive(Clone, Copy)]
+struct CallContext {
+    registry: &'static Registry,
+    function: FunctionIndex,
+    pid: u32,
+    handler: Option<FunctionIndex>,
+    max_result: usize,
+}
+
+impl CallContext {
+    /// Runs every call of a task, concurrently, and returns their results in
+    /// order. A call that completes at its first poll (any plain `fn`, and an
+    /// `async fn` that never waits) costs no extra task or allocation beyond
+    /// its own future: only those that wait are gathered to run together.
+    async fn run_all(self, args: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, TaskError>> {
+        if args.len() == 1 {
+            let args = args.into_iter().next().expect("one");
+            return vec![self.run_one(args).await];
+        }
+        let mut results: Vec<Option<Result<Vec<u8>, TaskError>>> = Vec::with_capacity(args.len());
+        let mut waiting = FuturesUnordered::new();
+        for (index, args) in args.into_iter().enumerate() {
+            let mut call = Box::pin(self.run_one(args));
+            if let Some(result) = (&mut call).now_or_never() {
+                results.push(Some(result));
+            } else {
+                results.push(None);
+                waiting.push(async move { (index, call.await) });
+            }
+        }
+        while let Some((index, result)) = waiting.next().await {
+            results[index] = Some(result);
+        }
+        results.into_iter().map(|r| r.expect("every call completed")).collect()
+    }
+
+    /// Runs one call; a failure also goes to the exception handler.
+    async fn run_one(self, args: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        let CallContext {
+            registry,
+            function,
+            pid,
+            handler,
+            max_result,
+        } = self;
+        let result = run_call(registry, Call { function, args }, pid)
+            .await
+            .and_then(|bytes| {
+                if bytes.len() > max_result {
+                    Err(CallError::TooLarge(bytes.len(), max_result))
+                } else {
+                    Ok(bytes)
+                }
+            });
+        if let (Err(error), Some(handler)) = (&result, handler) {
+            let report = error.clone().into_remote(pid, registry.id(function).unwrap_or("?"));
+            if let Ok(args) = codec::encode(&(report,)) {
+                let _ = run_call(
+                    registry,
+                    Call {
+                        function: handler,
+                        args,
+                    },
+                    pid,
+                )
+                .await;
+            }
+        }
+        result.map_err(|e| e.into_task_error(pid, registry.id(function)))
     }
 }
 
@@ -453,7 +508,11 @@ async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mp
                 Reply::Outcomes(more) => {
                     let mut full = None;
                     for outcome in more {
-                        let len = outcome.result.as_ref().map_or(FRAME_OVERHEAD, |bytes| bytes.len() + 16);
+                        let len: usize = outcome
+                            .results
+                            .iter()
+                            .map(|r| r.as_ref().map_or(FRAME_OVERHEAD, |bytes| bytes.len() + 16))
+                            .sum();
                         if size + len > max_frame.saturating_sub(FRAME_OVERHEAD) && !outcomes.is_empty() {
                             full = Some(Reply::Outcomes(std::mem::take(&mut outcomes)));
                             size = 0;

@@ -121,6 +121,51 @@ pub enum Error {
 }
 
 impl Error {
+    /// A copy of this error: `Error` is not `Clone` (it holds `io::Error`s,
+    /// rebuilt here from their kind and message), but one failure may answer
+    /// several calls.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Remote(remote) => Error::Remote(remote.clone()),
+            Error::WorkerDied { pid, status } => Error::WorkerDied {
+                pid: *pid,
+                status: *status,
+            },
+            Error::Codec {
+                function,
+                action,
+                source,
+            } => Error::Codec {
+                function: function.clone(),
+                action,
+                source: source.clone(),
+            },
+            Error::NotRegistered { function } => Error::NotRegistered { function },
+            Error::DuplicateFunction { id } => Error::DuplicateFunction { id: id.clone() },
+            Error::Handshake { pid, reason } => Error::Handshake {
+                pid: *pid,
+                reason: reason.clone(),
+            },
+            Error::Transport { pid, reason } => Error::Transport {
+                pid: *pid,
+                reason: reason.clone(),
+            },
+            Error::InvalidState(message) => Error::InvalidState(message),
+            Error::InvalidConfig(message) => Error::InvalidConfig(message.clone()),
+            Error::PoolFailed { reason } => Error::PoolFailed { reason: reason.clone() },
+            Error::Spawn(source) => Error::Spawn(std::io::Error::new(source.kind(), source.to_string())),
+            Error::Io { action, source } => Error::Io {
+                action,
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::PoolClosed => Error::PoolClosed,
+            Error::PoolStillOpen => Error::PoolStillOpen,
+            Error::PoolTerminated => Error::PoolTerminated,
+            Error::Timeout => Error::Timeout,
+            Error::NotCompleted => Error::NotCompleted,
+        }
+    }
+
     /// The remote failure, if this is [`Error::Remote`].
     pub fn as_remote(&self) -> Option<&RemoteError> {
         match self {

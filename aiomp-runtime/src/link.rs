@@ -19,32 +19,40 @@ use crate::exit::ExitStatus;
 use crate::launch::{Launched, StartMethod};
 use crate::os_child::OsChild;
 use crate::pool::WorkerStats;
-use crate::protocol::{Call, Hello, Reply, Request, Settings, Task};
-use crate::registry::Registry;
+use crate::protocol::{Hello, Reply, Request, Settings, Task};
+use crate::registry::{FunctionIndex, Registry};
 use crate::remote_fn::task_error;
 use crate::transport::{self, ChannelError, FrameReader, FrameWriter};
 
 /// How long a worker may take to exit after its channel closed before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The answer to one task: the encoded return value, or why there is none.
-pub(crate) type Answer = Result<Vec<u8>, Error>;
+/// The answer to one task: each call's encoded return value or why it has
+/// none, in argument order; or, when the task as a whole was lost (its worker
+/// died, the pool was terminated), why.
+pub(crate) type Answer = Result<Vec<Result<Vec<u8>, Error>>, Error>;
 
-/// A task on its way to a worker.
+/// A task on its way to a worker: one or more calls of one function. The
+/// task travels under its first call's ID; each call keeps its own, for the
+/// scheduler.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) id: u64,
-    pub(crate) call: Call,
+    pub(crate) ids: Vec<u64>,
+    pub(crate) function: FunctionIndex,
+    pub(crate) args: Vec<Vec<u8>>,
     pub(crate) reply: oneshot::Sender<Answer>,
 }
 
 /// A task in flight on a link.
 #[derive(Debug)]
 struct Pending {
-    function: u32,
+    function: FunctionIndex,
+    /// Each call's task ID, for the scheduler's `complete_task`.
+    ids: Vec<u64>,
     reply: oneshot::Sender<Answer>,
-    /// The worker slot it occupies, freed when it completes.
-    _slot: Option<OwnedSemaphorePermit>,
+    /// The worker slots it occupies, freed when it completes.
+    _slots: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, Default)]
@@ -190,14 +198,16 @@ impl Link {
             in_flight.tasks.insert(
                 job.id,
                 Pending {
-                    function: job.call.function,
+                    function: job.function,
+                    ids: job.ids,
                     reply: job.reply,
-                    _slot: slot,
+                    _slots: slot,
                 },
             );
             tasks.push(Task {
                 id: job.id,
-                call: job.call,
+                function: job.function,
+                args: job.args,
             });
         }
         // Sent under the lock, so a cancel for these tasks cannot overtake them.
@@ -313,16 +323,22 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
                     let pending = crate::lock(&in_flight).tasks.remove(&outcome.id);
                     let Some(pending) = pending else { continue };
                     if let Some(on_complete) = &on_complete {
-                        on_complete(outcome.id);
+                        pending.ids.iter().for_each(|&id| on_complete(id));
                     }
-                    let answer = outcome.result.map_err(|e| task_error(pending.function, e));
-                    match &answer {
-                        Ok(_) => counters.completed.fetch_add(1, Ordering::Relaxed),
-                        Err(error) => {
-                            tracing::debug!(pid, task = outcome.id, %error, "aiomp task failed");
-                            counters.failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
+                    let results: Vec<Result<Vec<u8>, Error>> = outcome
+                        .results
+                        .into_iter()
+                        .map(|result| result.map_err(|e| task_error(pending.function, e)))
+                        .collect();
+                    let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+                    counters
+                        .completed
+                        .fetch_add(results.len() as u64 - failed, Ordering::Relaxed);
+                    counters.failed.fetch_add(failed, Ordering::Relaxed);
+                    if failed > 0 {
+                        tracing::debug!(pid, task = outcome.id, failed, "aiomp task failed");
+                    }
+                    let answer = Ok(results);
                     let _ = pending.reply.send(answer);
                 }
             }
@@ -347,11 +363,11 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
         in_flight.closed = true;
         std::mem::take(&mut in_flight.tasks)
     };
-    let count = lost.len();
+    let count: usize = lost.values().map(|pending| pending.ids.len()).sum();
     counters.failed.fetch_add(count as u64, Ordering::Relaxed);
-    for (id, pending) in lost {
+    for pending in lost.into_values() {
         if let Some(on_complete) = &on_complete {
-            on_complete(id);
+            pending.ids.iter().for_each(|&id| on_complete(id));
         }
         let error = if terminating.load(Ordering::SeqCst) {
             Error::PoolTerminated

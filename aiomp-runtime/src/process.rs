@@ -30,7 +30,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a finished run left behind.
 #[derive(Debug, Clone)]
 struct Finished {
-    answer: Arc<Answer>,
+    answer: Arc<Result<Vec<u8>, Error>>,
     status: ExitStatus,
 }
 
@@ -90,10 +90,10 @@ impl Handle {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidState("starting a process needs a tokio runtime: call start() from async code")
         })?;
-        let target = self.target.as_ref().map_err(clone_error)?.clone();
+        let target = self.target.as_ref().map_err(Error::duplicate)?.clone();
         let initializer = match &self.initializer {
             Some(Ok(call)) => Some(call.clone()),
-            Some(Err(e)) => return Err(clone_error(e)),
+            Some(Err(e)) => return Err(e.duplicate()),
             None => None,
         };
         let config = LinkConfig {
@@ -123,15 +123,24 @@ impl Handle {
                     link.dispatch([(
                         Job {
                             id: 0,
-                            call: target,
+                            ids: vec![0],
+                            function: target.function,
+                            args: vec![target.args],
                             reply,
                         },
                         None,
                     )]);
                     link.drain();
-                    let answer = answer
+                    let answer: Answer = answer
                         .await
                         .unwrap_or(Err(Error::InvalidState("the worker's link dropped the task")));
+                    // One task, one call: its only result.
+                    let answer = answer.and_then(|results| {
+                        results
+                            .into_iter()
+                            .next()
+                            .unwrap_or(Err(Error::InvalidState("the worker returned no result")))
+                    });
                     let _ = end.await;
                     answer
                 }
@@ -170,7 +179,7 @@ impl Handle {
         match &*finished.answer {
             // This handle stopped it (maybe before the handshake completed).
             Err(_) if running.stopped && matches!(finished.status, ExitStatus::Signal(_)) => {}
-            Err(e) => return Err(clone_error(e)),
+            Err(e) => return Err(e.duplicate()),
             Ok(_) => {}
         }
         Ok(finished)
@@ -225,49 +234,6 @@ impl Drop for Handle {
                 running.child.kill_and_reap();
             }
         }
-    }
-}
-
-/// `Error` is not `Clone` (it holds `io::Error`); the shared copy is rebuilt.
-fn clone_error(error: &Error) -> Error {
-    match error {
-        Error::Remote(remote) => Error::Remote(remote.clone()),
-        Error::WorkerDied { pid, status } => Error::WorkerDied {
-            pid: *pid,
-            status: *status,
-        },
-        Error::Codec {
-            function,
-            action,
-            source,
-        } => Error::Codec {
-            function: function.clone(),
-            action,
-            source: source.clone(),
-        },
-        Error::NotRegistered { function } => Error::NotRegistered { function },
-        Error::DuplicateFunction { id } => Error::DuplicateFunction { id: id.clone() },
-        Error::Handshake { pid, reason } => Error::Handshake {
-            pid: *pid,
-            reason: reason.clone(),
-        },
-        Error::Transport { pid, reason } => Error::Transport {
-            pid: *pid,
-            reason: reason.clone(),
-        },
-        Error::InvalidState(message) => Error::InvalidState(message),
-        Error::InvalidConfig(message) => Error::InvalidConfig(message.clone()),
-        Error::PoolFailed { reason } => Error::PoolFailed { reason: reason.clone() },
-        Error::Spawn(source) => Error::Spawn(std::io::Error::new(source.kind(), source.to_string())),
-        Error::Io { action, source } => Error::Io {
-            action,
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::PoolClosed => Error::PoolClosed,
-        Error::PoolStillOpen => Error::PoolStillOpen,
-        Error::PoolTerminated => Error::PoolTerminated,
-        Error::Timeout => Error::Timeout,
-        Error::NotCompleted => Error::NotCompleted,
     }
 }
 

@@ -63,13 +63,16 @@ pub(crate) struct Welcome {
     pub(crate) accepted: Result<(), String>,
 }
 
-/// One task: an ID unique within the parent, and the call to make.
+/// One task: an ID unique within the parent, a function, and one or more
+/// argument tuples to call it with (several for a chunk of a `map`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Task {
     /// The task's ID.
     pub(crate) id: u64,
-    /// What to run.
-    pub(crate) call: Call,
+    /// The function's index in the (fingerprinted, identical) registry.
+    pub(crate) function: FunctionIndex,
+    /// Each call's argument tuple, encoded with postcard.
+    pub(crate) args: Vec<Vec<u8>>,
 }
 
 /// Parent to worker, after the handshake.
@@ -94,13 +97,13 @@ pub(crate) enum Reply {
     Outcomes(Vec<Outcome>),
 }
 
-/// How one task ended.
+/// How one task ended: a result per call, in the order of its arguments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Outcome {
     /// The task's ID.
     pub(crate) id: u64,
-    /// The encoded return value, or why there is none.
-    pub(crate) result: Result<Vec<u8>, TaskError>,
+    /// Each call's encoded return value, or why there is none.
+    pub(crate) results: Vec<Result<Vec<u8>, TaskError>>,
 }
 
 /// Why a task has no return value.

@@ -73,6 +73,20 @@ pub(crate) fn function_index<F: 'static>() -> Result<FunctionIndex, Error> {
     Registry::get()?.index_of::<F>()
 }
 
+/// The stable ID of the function at `index`, without allocating ("" if unknown).
+pub(crate) fn function_name(index: FunctionIndex) -> &'static str {
+    Registry::get().ok().and_then(|r| r.id(index)).unwrap_or("")
+}
+
+/// Encodes one argument tuple of the function at `function`.
+pub(crate) fn encode_args<Args: Serialize>(function: FunctionIndex, args: &Args) -> Result<Vec<u8>, Error> {
+    postcard::to_stdvec(args).map_err(|source| Error::Codec {
+        function: function_id(function),
+        action: "encode the arguments",
+        source,
+    })
+}
+
 /// The stable ID of the function at `index`, for error messages.
 pub(crate) fn function_id(index: FunctionIndex) -> String {
     Registry::get()
@@ -83,14 +97,10 @@ pub(crate) fn function_id(index: FunctionIndex) -> String {
 
 /// Encodes a call of the function at `function` with `args`.
 pub(crate) fn encode_call<Args: Serialize>(function: FunctionIndex, args: &Args) -> Result<Call, Error> {
-    match postcard::to_stdvec(args) {
-        Ok(args) => Ok(Call { function, args }),
-        Err(source) => Err(Error::Codec {
-            function: function_id(function),
-            action: "encode the arguments",
-            source,
-        }),
-    }
+    Ok(Call {
+        function,
+        args: encode_args(function, args)?,
+    })
 }
 
 /// Decodes the return value of the function at `function`.

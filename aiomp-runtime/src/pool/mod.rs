@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 use crate::launch::get_start_method;
 use crate::link::{Answer, Job, Link, LinkConfig};
 use crate::os_child::OsChild;
-use crate::protocol::{Call, Settings};
-use crate::remote_fn::{RemoteFn, encode_call, function_id, function_index};
+use crate::protocol::Settings;
+use crate::registry::FunctionIndex;
+use crate::remote_fn::{RemoteFn, encode_args, function_index, function_name};
 use crate::scheduler::{QueueId, Scheduler, TaskId};
 
 /// A pool of worker processes, each running many tasks at once.
@@ -214,7 +215,7 @@ impl Pool {
                 Arc::clone(&self.shared),
                 function,
                 senders,
-                Box::new(items.map(move |args| encode_call(function, &args))),
+                Box::new(items.map(move |args| encode_args(function, &args))),
             ),
             Err(error) => PoolResult::failed(Arc::clone(&self.shared), error),
         }
@@ -349,31 +350,43 @@ impl Shared {
         }
     }
 
-    /// Routes one encoded call to a queue; the receiver gets its answer.
-    fn submit(&self, senders: &[async_channel::Sender<Job>], call: Call) -> (u64, oneshot::Receiver<Answer>) {
+    /// Gives one call its task ID and asks the scheduler for its queue.
+    fn schedule(&self, function: FunctionIndex, args: &[u8]) -> (u64, usize) {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
+        let queue = crate::lock(&self.scheduler).schedule_task(TaskId::from(id), function_name(function), args);
+        (id, usize::from(queue))
+    }
+
+    /// Sends a task (calls scheduled to one queue) to that queue; the
+    /// receiver gets its answer.
+    fn send(
+        &self,
+        senders: &[async_channel::Sender<Job>],
+        queue: usize,
+        function: FunctionIndex,
+        ids: Vec<u64>,
+        args: Vec<Vec<u8>>,
+    ) -> oneshot::Receiver<Answer> {
         let (reply, answer) = oneshot::channel();
-        let queue = {
-            let function = function_id(call.function);
-            usize::from(
-                self.scheduler
-                    .lock()
-                    .unwrap()
-                    .schedule_task(TaskId::from(id), &function, &call.args),
-            )
-        };
         let Some(sender) = senders.get(queue) else {
             let _ = reply.send(Err(Error::InvalidConfig(format!(
                 "the scheduler chose queue {queue}, but the pool has {} queues",
                 senders.len()
             ))));
-            return (id, answer);
+            return answer;
         };
-        if let Err(refused) = sender.try_send(Job { id, call, reply }) {
+        let job = Job {
+            id: ids[0],
+            ids,
+            function,
+            args,
+            reply,
+        };
+        if let Err(refused) = sender.try_send(job) {
             let job = refused.into_inner();
             let _ = job.reply.send(Err(self.stopped_error()));
         }
-        (id, answer)
+        answer
     }
 
     fn stopped_error(&self) -> Error {

@@ -1,9 +1,11 @@
 //! The results of a call: in input order (a future and a stream), or as
 //! they complete.
 //!
-//! A call pulls its input lazily: it keeps at most a window of tasks
+//! A call pulls its input lazily: it keeps at most a window of calls
 //! submitted and not yet yielded, so a ten-million item iterator runs in
-//! bounded memory. Dropping a result cancels its unfinished tasks.
+//! bounded memory. Consecutive calls travel as one task (a chunk), so that a
+//! map of tiny calls costs one frame, one oneshot and one worker task per
+//! chunk rather than per call. Dropping a result cancels its unfinished tasks.
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -23,13 +25,54 @@ use tokio::time::Sleep;
 use crate::error::{Error, Result};
 use crate::link::{Answer, Job};
 use crate::pool::Shared;
-use crate::protocol::Call;
 use crate::registry::FunctionIndex;
 use crate::remote_fn::decode_output;
 
-type Calls = Box<dyn Iterator<Item = Result<Call>> + Send>;
+/// Each call's encoded argument tuple, pulled lazily.
+pub(crate) type Calls = Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>;
 
-/// Feeds a call's input to the pool, a window at a time.
+/// A chunk stops growing once its arguments reach this many bytes, so that
+/// large values still pipeline.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Chunks per worker that a call aims for: enough to keep every worker busy
+/// to the end of a short map.
+const CHUNKS_PER_WORKER: usize = 8;
+
+/// One call's result as it arrives: encoded, or why there is none.
+type Encoded = Result<Vec<u8>>;
+
+/// A run of submitted calls.
+enum Batch {
+    /// A task of `len` calls, the first at input index `first`.
+    Task {
+        first: usize,
+        len: usize,
+        id: u64,
+        answer: oneshot::Receiver<Answer>,
+    },
+    /// A call whose arguments could not be encoded: it never left.
+    Failed { index: usize, error: Error },
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Task { len, .. } => *len,
+            Batch::Failed { .. } => 1,
+        }
+    }
+}
+
+/// A call that could not join the chunk being built.
+enum HeldBack {
+    /// Its arguments could not be encoded.
+    Failed { index: usize, error: Error },
+    /// The scheduler sent it to another queue than the chunk's.
+    Scheduled { id: u64, queue: usize, args: Vec<u8> },
+}
+
+/// Feeds a call's input to the pool, a chunk at a time, within a window.
 struct Submitter {
     shared: Arc<Shared>,
     function: FunctionIndex,
@@ -37,46 +80,125 @@ struct Submitter {
     /// Dropped with the input's end, so that a closed pool can finish.
     senders: Option<Vec<async_channel::Sender<Job>>>,
     next_index: usize,
+    /// The most calls submitted and not yet yielded.
     window: usize,
+    /// The most calls in one task.
+    chunk: usize,
+    /// A call taken from the input but not in the last chunk: next in line.
+    held_back: Option<HeldBack>,
     /// Set when the call could not start: yielded first, then nothing more.
     failed: Option<Error>,
     deadline: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-/// One submitted task: its input index and where its answer arrives.
-struct Submitted {
-    index: usize,
-    id: Option<u64>,
-    answer: Result<oneshot::Receiver<Answer>>,
-}
-
 impl Submitter {
-    fn next(&mut self) -> Option<Submitted> {
-        let call = self.calls.as_mut()?.next();
-        let Some(call) = call else {
-            self.calls = None;
-            self.senders = None;
-            return None;
+    fn new(
+        shared: Arc<Shared>,
+        function: FunctionIndex,
+        senders: Vec<async_channel::Sender<Job>>,
+        calls: Calls,
+    ) -> Self {
+        let workers = shared.processes;
+        let window = (workers * shared.child_concurrency * 2).max(64);
+        let (known, _) = calls.size_hint();
+        // A worker recycled after N calls must run exactly N: no chunks then.
+        let chunk = if shared.max_tasks_per_child > 0 {
+            1
+        } else {
+            (known / (workers * CHUNKS_PER_WORKER)).clamp(1, shared.child_concurrency)
         };
-        let index = self.next_index;
-        self.next_index += 1;
-        let senders = self.senders.as_deref().unwrap_or_default();
-        Some(match call {
-            Ok(call) => {
-                let (id, answer) = self.shared.submit(senders, call);
-                Submitted {
-                    index,
-                    id: Some(id),
-                    answer: Ok(answer),
-                }
+        Submitter {
+            shared,
+            function,
+            calls: Some(calls),
+            senders: Some(senders),
+            next_index: 0,
+            window,
+            chunk,
+            held_back: None,
+            failed: None,
+            deadline: None,
+            timer: None,
+        }
+    }
+
+    fn failed(shared: Arc<Shared>, error: Error) -> Self {
+        let mut submitter = Submitter::new(shared, 0, Vec::new(), Box::new(std::iter::empty()));
+        submitter.calls = None;
+        submitter.failed = Some(error);
+        submitter
+    }
+
+    /// Submits the next chunk of at most `room` calls: consecutive calls the
+    /// scheduler sent to one queue (each call is still its own task to the
+    /// scheduler, with its own ID).
+    fn next(&mut self, room: usize) -> Option<Batch> {
+        let first = self.next_index;
+        let mut ids = Vec::new();
+        let mut args = Vec::new();
+        let mut queue = None;
+        let mut bytes = 0;
+        match self.held_back.take() {
+            Some(HeldBack::Failed { index, error }) => return Some(Batch::Failed { index, error }),
+            Some(HeldBack::Scheduled {
+                id,
+                queue: held,
+                args: encoded,
+            }) => {
+                self.next_index += 1;
+                bytes += encoded.len();
+                ids.push(id);
+                args.push(encoded);
+                queue = Some(held);
             }
-            Err(error) => Submitted {
-                index,
-                id: None,
-                answer: Err(error),
-            },
-        })
+            None => {}
+        }
+        while args.len() < room.min(self.chunk) && bytes < CHUNK_BYTES {
+            let Some(call) = self.calls.as_mut().and_then(Iterator::next) else {
+                self.calls = None;
+                break;
+            };
+            let encoded = match call {
+                Ok(encoded) => encoded,
+                Err(error) if args.is_empty() => {
+                    self.next_index += 1;
+                    return Some(Batch::Failed { index: first, error });
+                }
+                Err(error) => {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    self.held_back = Some(HeldBack::Failed { index, error });
+                    break;
+                }
+            };
+            let (id, chosen) = self.shared.schedule(self.function, &encoded);
+            if queue.is_some_and(|q| q != chosen) {
+                self.held_back = Some(HeldBack::Scheduled {
+                    id,
+                    queue: chosen,
+                    args: encoded,
+                });
+                break;
+            }
+            queue = Some(chosen);
+            self.next_index += 1;
+            bytes += encoded.len();
+            ids.push(id);
+            args.push(encoded);
+        }
+        let submitted = queue.map(|queue| {
+            let len = args.len();
+            let id = ids[0];
+            let senders = self.senders.as_deref().unwrap_or_default();
+            let answer = self.shared.send(senders, queue, self.function, ids, args);
+            Batch::Task { first, len, id, answer }
+        });
+        if self.calls.is_none() && self.held_back.is_none() {
+            // The input ended: let go of the queues so a closed pool can finish.
+            self.senders = None;
+        }
+        submitted
     }
 
     /// `Ready` with `Error::Timeout` once the call's deadline passed.
@@ -94,12 +216,25 @@ impl Submitter {
         }
     }
 
-    fn decode<R: DeserializeOwned>(&self, answer: std::result::Result<Answer, oneshot::error::RecvError>) -> Result<R> {
+    /// Each call's result from a task's answer, `len` of them in order.
+    fn results(&self, len: usize, answer: std::result::Result<Answer, oneshot::error::RecvError>) -> Vec<Encoded> {
         match answer {
-            Ok(Ok(bytes)) => decode_output(self.function, &bytes),
-            Ok(Err(error)) => Err(error),
-            Err(_) => Err(self.shared.stopped_error()),
+            Ok(Ok(results)) if results.len() == len => results,
+            Ok(Ok(_)) => (0..len)
+                .map(|_| {
+                    Err(Error::Transport {
+                        pid: 0,
+                        reason: "a worker answered with the wrong number of results".into(),
+                    })
+                })
+                .collect(),
+            Ok(Err(error)) => (0..len).map(|_| Err(error.duplicate())).collect(),
+            Err(_) => (0..len).map(|_| Err(self.shared.stopped_error())).collect(),
         }
+    }
+
+    fn decode<R: DeserializeOwned>(&self, result: Encoded) -> Result<R> {
+        decode_output(self.function, &result?)
     }
 }
 
@@ -118,7 +253,12 @@ impl Submitter {
 #[must_use = "a PoolResult does nothing unless awaited or polled"]
 pub struct PoolResult<R> {
     submitter: Submitter,
-    pending: VecDeque<Submitted>,
+    /// Submitted batches, in input order.
+    pending: VecDeque<Batch>,
+    /// Results of the front batch, not yet yielded.
+    ready: VecDeque<Encoded>,
+    /// Calls submitted and not yet yielded.
+    outstanding: usize,
     _output: PhantomData<fn() -> R>,
 }
 
@@ -126,7 +266,7 @@ impl<R> std::fmt::Debug for PoolResult<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolResult")
             .field("submitted", &self.submitter.next_index)
-            .field("pending", &self.pending.len())
+            .field("outstanding", &self.outstanding)
             .finish_non_exhaustive()
     }
 }
@@ -138,29 +278,21 @@ impl<R> PoolResult<R> {
         senders: Vec<async_channel::Sender<Job>>,
         calls: Calls,
     ) -> PoolResult<R> {
-        let window = (shared.processes * shared.child_concurrency * 2).max(64);
-        PoolResult {
-            submitter: Submitter {
-                shared,
-                function,
-                calls: Some(calls),
-                senders: Some(senders),
-                next_index: 0,
-                window,
-                failed: None,
-                deadline: None,
-                timer: None,
-            },
-            pending: VecDeque::new(),
-            _output: PhantomData,
-        }
+        PoolResult::from_submitter(Submitter::new(shared, function, senders, calls))
     }
 
     pub(crate) fn failed(shared: Arc<Shared>, error: Error) -> PoolResult<R> {
-        let mut result = PoolResult::new(shared, 0, Vec::new(), Box::new(std::iter::empty()));
-        result.submitter.calls = None;
-        result.submitter.failed = Some(error);
-        result
+        PoolResult::from_submitter(Submitter::failed(shared, error))
+    }
+
+    fn from_submitter(submitter: Submitter) -> PoolResult<R> {
+        PoolResult {
+            submitter,
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            outstanding: 0,
+            _output: PhantomData,
+        }
     }
 
     /// Fails the call with [`Error::Timeout`] (cancelling what is left) if it
@@ -172,27 +304,42 @@ impl<R> PoolResult<R> {
 
     /// The results as they complete, each with its input index.
     pub fn unordered(mut self) -> Unordered<R> {
-        let running: FuturesUnordered<Indexed> = self.pending.drain(..).map(Indexed::from).collect();
         let shared = Arc::clone(&self.submitter.shared);
-        let submitter = std::mem::replace(
-            &mut self.submitter,
-            Submitter {
-                shared,
-                function: 0,
-                calls: None,
-                senders: None,
-                next_index: 0,
-                window: 0,
-                failed: None,
-                deadline: None,
-                timer: None,
-            },
-        );
-        Unordered {
+        let submitter = std::mem::replace(&mut self.submitter, Submitter::failed(shared, Error::Timeout));
+        self.submitter.failed = None;
+        let mut unordered = Unordered {
             submitter,
-            running,
+            running: FuturesUnordered::new(),
+            ready: VecDeque::new(),
+            outstanding: self.outstanding,
             _output: PhantomData,
+        };
+        let first = self.pending.front().map_or(0, |b| match b {
+            Batch::Task { first, .. } => *first,
+            Batch::Failed { index, .. } => *index,
+        }) - self.ready.len();
+        unordered
+            .ready
+            .extend(self.ready.drain(..).enumerate().map(|(i, r)| (first + i, r)));
+        for batch in self.pending.drain(..) {
+            unordered.track(batch);
         }
+        self.outstanding = 0;
+        unordered
+    }
+
+    fn cancel_all(&mut self) {
+        let ids: Vec<u64> = self
+            .pending
+            .drain(..)
+            .filter_map(|batch| match batch {
+                Batch::Task { id, .. } => Some(id),
+                Batch::Failed { .. } => None,
+            })
+            .collect();
+        self.ready.clear();
+        self.outstanding = 0;
+        self.submitter.shared.cancel(&ids);
     }
 }
 
@@ -208,32 +355,35 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
             this.cancel_all();
             return Poll::Ready(Some(Err(error)));
         }
-        while this.pending.len() < this.submitter.window {
-            match this.submitter.next() {
-                Some(submitted) => this.pending.push_back(submitted),
+        while this.outstanding < this.submitter.window {
+            match this.submitter.next(this.submitter.window - this.outstanding) {
+                Some(batch) => {
+                    this.outstanding += batch.len();
+                    this.pending.push_back(batch);
+                }
                 None => break,
             }
         }
-        let Some(front) = this.pending.front_mut() else {
-            return Poll::Ready(None);
-        };
-        if let Ok(receiver) = &mut front.answer {
-            let answer = ready!(Pin::new(receiver).poll(cx));
-            this.pending.pop_front();
-            return Poll::Ready(Some(this.submitter.decode(answer)));
+        loop {
+            if let Some(result) = this.ready.pop_front() {
+                this.outstanding -= 1;
+                return Poll::Ready(Some(this.submitter.decode(result)));
+            }
+            let Some(front) = this.pending.front_mut() else {
+                return Poll::Ready(None);
+            };
+            let results = match front {
+                Batch::Task { answer, len, .. } => {
+                    let answer = ready!(Pin::new(answer).poll(cx));
+                    this.submitter.results(*len, answer)
+                }
+                Batch::Failed { .. } => Vec::new(),
+            };
+            match this.pending.pop_front() {
+                Some(Batch::Failed { error, .. }) => this.ready.push_back(Err(error)),
+                _ => this.ready.extend(results),
+            }
         }
-        // The call could not be encoded: its error takes its place in order.
-        let Some(Submitted { answer: Err(error), .. }) = this.pending.pop_front() else {
-            unreachable!("checked above")
-        };
-        Poll::Ready(Some(Err(error)))
-    }
-}
-
-impl<R> PoolResult<R> {
-    fn cancel_all(&mut self) {
-        let ids: Vec<u64> = self.pending.drain(..).filter_map(|s| s.id).collect();
-        self.submitter.shared.cancel(&ids);
     }
 }
 
@@ -258,42 +408,20 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for PoolResult<R> {
     }
 }
 
-/// A task's answer, tagged with its input index.
+/// A task's answer, tagged with where its calls sit in the input.
 struct Indexed {
-    index: usize,
-    id: Option<u64>,
-    answer: Option<Result<oneshot::Receiver<Answer>>>,
+    first: usize,
+    len: usize,
+    id: u64,
+    answer: oneshot::Receiver<Answer>,
 }
-
-impl From<Submitted> for Indexed {
-    fn from(submitted: Submitted) -> Indexed {
-        Indexed {
-            index: submitted.index,
-            id: submitted.id,
-            answer: Some(submitted.answer),
-        }
-    }
-}
-
-type IndexedAnswer = (
-    usize,
-    Option<u64>,
-    Result<std::result::Result<Answer, oneshot::error::RecvError>>,
-);
 
 impl Future for Indexed {
-    type Output = IndexedAnswer;
+    type Output = (usize, usize, std::result::Result<Answer, oneshot::error::RecvError>);
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<IndexedAnswer> {
-        let answer = match self.answer.as_mut().expect("polled after completion") {
-            Ok(receiver) => Ok(ready!(Pin::new(receiver).poll(cx))),
-            Err(_) => match self.answer.take() {
-                Some(Err(error)) => Err(error),
-                _ => unreachable!("matched above"),
-            },
-        };
-        self.answer = None;
-        Poll::Ready((self.index, self.id, answer))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = ready!(Pin::new(&mut self.answer).poll(cx));
+        Poll::Ready((self.first, self.len, answer))
     }
 }
 
@@ -307,6 +435,8 @@ impl Future for Indexed {
 pub struct Unordered<R> {
     submitter: Submitter,
     running: FuturesUnordered<Indexed>,
+    ready: VecDeque<(usize, Encoded)>,
+    outstanding: usize,
     _output: PhantomData<fn() -> R>,
 }
 
@@ -314,8 +444,25 @@ impl<R> std::fmt::Debug for Unordered<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unordered")
             .field("submitted", &self.submitter.next_index)
-            .field("running", &self.running.len())
+            .field("outstanding", &self.outstanding)
             .finish_non_exhaustive()
+    }
+}
+
+impl<R> Unordered<R> {
+    fn track(&mut self, batch: Batch) {
+        match batch {
+            Batch::Task { first, len, id, answer } => self.running.push(Indexed { first, len, id, answer }),
+            Batch::Failed { index, error } => self.ready.push_back((index, Err(error))),
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        let ids: Vec<u64> = self.running.iter().map(|task| task.id).collect();
+        self.running.clear();
+        self.ready.clear();
+        self.outstanding = 0;
+        self.submitter.shared.cancel(&ids);
     }
 }
 
@@ -331,29 +478,29 @@ impl<R: DeserializeOwned> Stream for Unordered<R> {
             this.cancel_all();
             return Poll::Ready(Some((this.submitter.next_index, Err(error))));
         }
-        while this.running.len() < this.submitter.window {
-            match this.submitter.next() {
-                Some(submitted) => this.running.push(Indexed::from(submitted)),
+        while this.outstanding < this.submitter.window {
+            match this.submitter.next(this.submitter.window - this.outstanding) {
+                Some(batch) => {
+                    this.outstanding += batch.len();
+                    this.track(batch);
+                }
                 None => break,
             }
         }
-        match ready!(this.running.poll_next_unpin(cx)) {
-            Some((index, _, Ok(answer))) => Poll::Ready(Some((index, this.submitter.decode(answer)))),
-            Some((index, _, Err(error))) => Poll::Ready(Some((index, Err(error)))),
-            None => Poll::Ready(None),
+        loop {
+            if let Some((index, result)) = this.ready.pop_front() {
+                this.outstanding -= 1;
+                return Poll::Ready(Some((index, this.submitter.decode(result))));
+            }
+            match ready!(this.running.poll_next_unpin(cx)) {
+                Some((first, len, answer)) => {
+                    let results = this.submitter.results(len, answer);
+                    this.ready
+                        .extend(results.into_iter().enumerate().map(|(i, r)| (first + i, r)));
+                }
+                None => return Poll::Ready(None),
+            }
         }
-    }
-}
-
-impl<R> Unordered<R> {
-    fn cancel_all(&mut self) {
-        let ids: Vec<u64> = self
-            .running
-            .iter()
-            .filter_map(|i| i.answer.is_some().then_some(i.id).flatten())
-            .collect();
-        self.running.clear();
-        self.submitter.shared.cancel(&ids);
     }
 }
 

@@ -130,8 +130,9 @@ impl Shared {
     async fn run_slot(self: Arc<Self>, slot: usize, mut link: Arc<Link>, mut end: JoinHandle<LinkEnd>) {
         let queue_index = slot % self.queue_count;
         let queue = self.receivers[queue_index].clone();
+        let mut carried = None;
         loop {
-            match self.feed(&link, queue_index, &mut end).await {
+            match self.feed(&link, queue_index, &mut end, &mut carried).await {
                 Stop::QueueClosed => {
                     link.drain();
                     if let Ok(ended) = end.await {
@@ -171,7 +172,10 @@ impl Shared {
                     }
                 }
             }
-            if self.is_stopping() || (queue.is_closed() && queue.is_empty()) {
+            if self.is_stopping() || (queue.is_closed() && queue.is_empty() && carried.is_none()) {
+                if let Some(job) = carried.take() {
+                    let _ = job.reply.send(Err(self.stopped_error()));
+                }
                 return;
             }
             match self.open_with_retries(slot).await {
@@ -193,38 +197,68 @@ impl Shared {
     }
 
     /// Hands jobs from `queue` to `link` while the worker has free slots.
-    async fn feed(&self, link: &Link, queue_index: usize, end: &mut JoinHandle<LinkEnd>) -> Stop {
+    ///
+    /// A job taken from the queue but not yet sent (no slots were free for
+    /// it) waits in `carried`, for this worker or the next.
+    async fn feed(
+        &self,
+        link: &Link,
+        queue_index: usize,
+        end: &mut JoinHandle<LinkEnd>,
+        carried: &mut Option<Job>,
+    ) -> Stop {
         let queue = &self.receivers[queue_index];
         // The slots `i` with `i % queue_count == queue_index` share this queue.
         let sharers = (self.processes - queue_index).div_ceil(self.queue_count);
+        // One slot per call: a chunk of calls takes as many slots as it holds.
         let slots = Arc::new(Semaphore::new(self.child_concurrency));
         let limit = self.max_tasks_per_child;
         let mut sent = 0;
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
-                ended = &mut *end => return Stop::Died(ended.ok()),
-            };
-            let job = tokio::select! {
-                job = queue.recv() => match job {
-                    Ok(job) => job,
-                    Err(_) => return Stop::QueueClosed,
-                },
-                ended = &mut *end => return Stop::Died(ended.ok()),
+            let (job, permit) = if let Some(job) = carried.take() {
+                match acquire(&slots, job.args.len(), end).await {
+                    Ok(permit) => (job, permit),
+                    Err(stop) => return stop,
+                }
+            } else {
+                // A free slot first, then a job: a busy worker leaves queued
+                // jobs to the others.
+                let mut permit = match acquire(&slots, 1, end).await {
+                    Ok(permit) => permit,
+                    Err(stop) => return stop,
+                };
+                let job = tokio::select! {
+                    job = queue.recv() => match job {
+                        Ok(job) => job,
+                        Err(_) => return Stop::QueueClosed,
+                    },
+                    ended = &mut *end => return Stop::Died(ended.ok()),
+                };
+                if job.args.len() > 1 {
+                    match acquire(&slots, job.args.len() - 1, end).await {
+                        Ok(more) => permit.merge(more),
+                        Err(stop) => return stop,
+                    }
+                }
+                (job, permit)
             };
             // Take no more than a fair share of what is queued, so that the
             // workers sharing this queue split a burst evenly instead of the
             // first one awake taking it all.
             let share = (queue.len() + 1).div_ceil(sharers).max(1);
+            let mut calls = job.args.len() as u64;
             let mut batch = vec![(job, Some(permit))];
-            while batch.len() < share && (limit == 0 || sent + (batch.len() as u64) < limit) {
-                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                    break;
-                };
+            while batch.len() < share && (limit == 0 || sent + calls < limit) && slots.available_permits() > 0 {
                 let Ok(job) = queue.try_recv() else { break };
-                batch.push((job, Some(permit)));
+                if let Ok(permit) = Arc::clone(&slots).try_acquire_many_owned(job.args.len() as u32) {
+                    calls += job.args.len() as u64;
+                    batch.push((job, Some(permit)));
+                } else {
+                    *carried = Some(job);
+                    break;
+                }
             }
-            sent += batch.len() as u64;
+            sent += calls;
             let refused = link.dispatch(batch);
             if !refused.is_empty() {
                 // The worker died between taking these jobs and sending them:
@@ -263,5 +297,17 @@ impl Shared {
             None => self.stopped_error(),
         };
         let _ = job.reply.send(Err(error));
+    }
+}
+
+/// Waits for `calls` free slots, or for the worker's end.
+async fn acquire(
+    slots: &Arc<Semaphore>,
+    calls: usize,
+    end: &mut JoinHandle<LinkEnd>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Stop> {
+    tokio::select! {
+        permit = Arc::clone(slots).acquire_many_owned(calls as u32) => Ok(permit.expect("the semaphore is never closed")),
+        ended = &mut *end => Err(Stop::Died(ended.ok())),
     }
 }
