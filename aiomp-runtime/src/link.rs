@@ -39,6 +39,8 @@ pub(crate) type Answer = Result<Vec<Result<Vec<u8>, Error>>, Error>;
 pub(crate) struct Job {
     pub(crate) id: u64,
     pub(crate) ids: Vec<u64>,
+    /// The worker slots it takes while it runs.
+    pub(crate) slots: usize,
     pub(crate) function: FunctionIndex,
     pub(crate) args: Vec<Vec<u8>>,
     pub(crate) reply: oneshot::Sender<Answer>,

@@ -124,6 +124,7 @@ impl Handle {
                         Job {
                             id: 0,
                             ids: vec![0],
+                            slots: 1,
                             function: target.function,
                             args: vec![target.args],
                             reply,

@@ -33,6 +33,11 @@ pub enum BlockingFn {}
 pub trait RemoteFn<Args, Marker>: Copy + Send + Sync + 'static {
     /// What the function returns (for an `async fn`, what its future yields).
     type Output: DeserializeOwned + Send + 'static;
+
+    /// Whether it is a plain `fn`: it runs on a worker's runtime thread and
+    /// holds that thread until it returns.
+    #[doc(hidden)]
+    const BLOCKING: bool;
 }
 
 macro_rules! remote_fn_impls {
@@ -45,6 +50,7 @@ macro_rules! remote_fn_impls {
             $($arg: Serialize,)*
         {
             type Output = Fut::Output;
+            const BLOCKING: bool = false;
         }
 
         impl<F, R, $($arg,)*> RemoteFn<($($arg,)*), BlockingFn> for F
@@ -54,6 +60,7 @@ macro_rules! remote_fn_impls {
             $($arg: Serialize,)*
         {
             type Output = R;
+            const BLOCKING: bool = true;
         }
     };
 }

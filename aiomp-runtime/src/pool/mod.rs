@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     processes: usize,
     queue_count: usize,
     child_concurrency: usize,
+    /// The threads of each worker's runtime.
+    runtime_threads: usize,
     max_tasks_per_child: u64,
     link: LinkConfig,
     /// The queues' senders; `None` once the pool is closed. Calls clone them.
@@ -121,6 +123,10 @@ impl Pool {
             processes,
             queue_count: builder.queue_count,
             child_concurrency: builder.child_concurrency,
+            runtime_threads: match builder.runtime {
+                WorkerRuntime::CurrentThread => 1,
+                WorkerRuntime::MultiThread(threads) => threads,
+            },
             max_tasks_per_child: builder.max_tasks_per_child,
             link: LinkConfig {
                 method: builder.start_method.unwrap_or_else(get_start_method),
@@ -214,6 +220,7 @@ impl Pool {
             Ok((function, senders)) => PoolResult::new(
                 Arc::clone(&self.shared),
                 function,
+                self.shared.slots_per_call(F::BLOCKING),
                 senders,
                 Box::new(items.map(move |args| encode_args(function, &args))),
             ),
@@ -350,6 +357,19 @@ impl Shared {
         }
     }
 
+    /// The worker slots one call takes. An `async fn` takes one. A plain `fn`
+    /// holds a runtime thread until it returns, so it takes a thread's share
+    /// of the slots: all of them on a current-thread worker, which runs one
+    /// at a time whatever its concurrency. A worker is then given only what
+    /// it can run, and CPU-bound calls spread evenly over the workers.
+    fn slots_per_call(&self, blocking: bool) -> usize {
+        if blocking {
+            self.child_concurrency.div_ceil(self.runtime_threads)
+        } else {
+            1
+        }
+    }
+
     /// Gives one call its task ID and asks the scheduler for its queue.
     fn schedule(&self, function: FunctionIndex, args: &[u8]) -> (u64, usize) {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
@@ -364,6 +384,7 @@ impl Shared {
         senders: &[async_channel::Sender<Job>],
         queue: usize,
         function: FunctionIndex,
+        slots_per_call: usize,
         ids: Vec<u64>,
         args: Vec<Vec<u8>>,
     ) -> oneshot::Receiver<Answer> {
@@ -377,6 +398,7 @@ impl Shared {
         };
         let job = Job {
             id: ids[0],
+            slots: args.len() * slots_per_call,
             ids,
             function,
             args,

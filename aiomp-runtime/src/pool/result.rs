@@ -84,6 +84,8 @@ struct Submitter {
     window: usize,
     /// The most calls in one task.
     chunk: usize,
+    /// The worker slots each call takes.
+    slots_per_call: usize,
     /// A call taken from the input but not in the last chunk: next in line.
     held_back: Option<HeldBack>,
     /// Set when the call could not start: yielded first, then nothing more.
@@ -96,6 +98,7 @@ impl Submitter {
     fn new(
         shared: Arc<Shared>,
         function: FunctionIndex,
+        slots_per_call: usize,
         senders: Vec<async_channel::Sender<Job>>,
         calls: Calls,
     ) -> Self {
@@ -106,7 +109,7 @@ impl Submitter {
         let chunk = if shared.max_tasks_per_child > 0 {
             1
         } else {
-            (known / (workers * CHUNKS_PER_WORKER)).clamp(1, shared.child_concurrency)
+            (known / (workers * CHUNKS_PER_WORKER)).clamp(1, (shared.child_concurrency / slots_per_call).max(1))
         };
         Submitter {
             shared,
@@ -116,6 +119,7 @@ impl Submitter {
             next_index: 0,
             window,
             chunk,
+            slots_per_call,
             held_back: None,
             failed: None,
             deadline: None,
@@ -124,7 +128,7 @@ impl Submitter {
     }
 
     fn failed(shared: Arc<Shared>, error: Error) -> Self {
-        let mut submitter = Submitter::new(shared, 0, Vec::new(), Box::new(std::iter::empty()));
+        let mut submitter = Submitter::new(shared, 0, 1, Vec::new(), Box::new(std::iter::empty()));
         submitter.calls = None;
         submitter.failed = Some(error);
         submitter
@@ -191,7 +195,9 @@ impl Submitter {
             let len = args.len();
             let id = ids[0];
             let senders = self.senders.as_deref().unwrap_or_default();
-            let answer = self.shared.send(senders, queue, self.function, ids, args);
+            let answer = self
+                .shared
+                .send(senders, queue, self.function, self.slots_per_call, ids, args);
             Batch::Task { first, len, id, answer }
         });
         if self.calls.is_none() && self.held_back.is_none() {
@@ -275,10 +281,11 @@ impl<R> PoolResult<R> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         function: FunctionIndex,
+        slots_per_call: usize,
         senders: Vec<async_channel::Sender<Job>>,
         calls: Calls,
     ) -> PoolResult<R> {
-        PoolResult::from_submitter(Submitter::new(shared, function, senders, calls))
+        PoolResult::from_submitter(Submitter::new(shared, function, slots_per_call, senders, calls))
     }
 
     pub(crate) fn failed(shared: Arc<Shared>, error: Error) -> PoolResult<R> {

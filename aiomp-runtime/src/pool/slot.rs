@@ -216,7 +216,7 @@ impl Shared {
         let mut sent = 0;
         loop {
             let (job, permit) = if let Some(job) = carried.take() {
-                match acquire(&slots, job.args.len(), end).await {
+                match acquire(&slots, job.slots, end).await {
                     Ok(permit) => (job, permit),
                     Err(stop) => return stop,
                 }
@@ -234,8 +234,8 @@ impl Shared {
                     },
                     ended = &mut *end => return Stop::Died(ended.ok()),
                 };
-                if job.args.len() > 1 {
-                    match acquire(&slots, job.args.len() - 1, end).await {
+                if job.slots > 1 {
+                    match acquire(&slots, job.slots - 1, end).await {
                         Ok(more) => permit.merge(more),
                         Err(stop) => return stop,
                     }
@@ -250,7 +250,7 @@ impl Shared {
             let mut batch = vec![(job, Some(permit))];
             while batch.len() < share && (limit == 0 || sent + calls < limit) && slots.available_permits() > 0 {
                 let Ok(job) = queue.try_recv() else { break };
-                if let Ok(permit) = Arc::clone(&slots).try_acquire_many_owned(job.args.len() as u32) {
+                if let Ok(permit) = Arc::clone(&slots).try_acquire_many_owned(job.slots as u32) {
                     calls += job.args.len() as u64;
                     batch.push((job, Some(permit)));
                 } else {
