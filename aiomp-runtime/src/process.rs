@@ -240,7 +240,8 @@ impl Drop for Handle {
 
 macro_rules! handle_methods {
     () => {
-        /// Sets the process's name (default: empty).
+        /// Sets the process's name (default: empty). Read it back with
+        /// `get_name()`: Rust has no overloading, so the builder keeps `name`.
         pub fn name(mut self, name: impl Into<String>) -> Self {
             self.handle.name = Some(name.into());
             self
@@ -248,13 +249,16 @@ macro_rules! handle_methods {
 
         /// Makes it a daemon: it is killed when this handle is dropped, and
         /// aborts its work if the parent process goes away. A non-daemon
-        /// process finishes its call even then.
+        /// process finishes its call even then (as long as the tokio runtime
+        /// that started it is running). Read it back with `is_daemon()`.
         pub fn daemon(mut self, daemon: bool) -> Self {
             self.handle.daemon = daemon;
             self
         }
 
-        /// Runs `f(args)` in the child before the target (a `#[remote]` fn).
+        /// Runs `f(args)` in the child before the target (a `#[remote]` fn):
+        /// per-process set-up. If it panics, the target never runs and
+        /// `join` returns its [`Error::Remote`].
         pub fn initializer<F, Args, M>(mut self, _f: F, args: Args) -> Self
         where
             F: RemoteFn<Args, M>,
@@ -264,23 +268,26 @@ macro_rules! handle_methods {
             self
         }
 
-        /// Starts the child with `method` instead of the global start method.
+        /// Starts the child with `method` instead of the global one
+        /// ([`set_start_method`](crate::set_start_method)).
         pub fn start_method(mut self, method: StartMethod) -> Self {
             self.handle.method = Some(method);
             self
         }
 
-        /// The process's name.
+        /// The process's name, as set by `name` (empty by default).
         pub fn get_name(&self) -> &str {
             self.handle.name()
         }
 
-        /// Whether it is a daemon.
+        /// Whether it is a daemon, as set by `daemon`.
         pub fn is_daemon(&self) -> bool {
             self.handle.daemon
         }
 
-        /// Starts the child process. Must be called within a tokio runtime.
+        /// Starts the child process. Must be called within a tokio runtime,
+        /// which then drives the child (its handshake, its call, its exit)
+        /// whether or not anyone awaits `join`. `pid` is known on return.
         ///
         /// # Errors
         ///
@@ -308,18 +315,34 @@ macro_rules! handle_methods {
             self.handle.exitcode()
         }
 
-        /// Sends SIGTERM. A later `join` returns once it has exited.
+        /// Sends SIGTERM. A later `join` returns once it has exited; a child
+        /// stopped by its own handle is not an error for `join`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidState`] if it was never started or was closed;
+        /// [`Error::Io`] if the signal could not be sent.
         pub fn terminate(&mut self) -> Result<()> {
             self.handle.signal(libc::SIGTERM)
         }
 
-        /// Sends SIGKILL. A later `join` returns once it has exited.
+        /// Sends SIGKILL. A later `join` returns once it has exited; a child
+        /// stopped by its own handle is not an error for `join`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidState`] if it was never started or was closed;
+        /// [`Error::Io`] if the signal could not be sent.
         pub fn kill(&mut self) -> Result<()> {
             self.handle.signal(libc::SIGKILL)
         }
 
-        /// Releases the handle's resources. Refused while the child runs;
-        /// afterwards every other call on the handle is refused.
+        /// Releases the handle's resources. Afterwards every other call on the
+        /// handle is refused.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidState`] while the child is still running.
         pub fn close(&mut self) -> Result<()> {
             self.handle.close()
         }
@@ -327,19 +350,34 @@ macro_rules! handle_methods {
 }
 
 /// A child process running one `#[remote]` function, for a job whose exit
-/// status is enough.
+/// status is enough: aiomultiprocess's `Process`.
 ///
-/// ```no_run
-/// # use std::time::Duration;
-/// #[aiomp::remote]
-/// async fn job() {}
+/// Build it with [`new`](Process::new) or [`with_args`](Process::with_args)
+/// and the builder methods, then [`start`](Process::start) it and
+/// [`join`](Process::join) it, or just `.await` it (it is
+/// [`IntoFuture`]: that starts it if needed and joins it). The child exits
+/// with code 0 when the function returned, 1 when it panicked.
 ///
-/// # async fn run() -> aiomp::Result<()> {
-/// let mut p = aiomp::Process::new(job).name("job-1");
-/// p.start()?;
-/// p.join().await?;
-/// assert_eq!(p.exitcode(), Some(0));
-/// # Ok(()) }
+/// ```
+/// use aiomp::{Process, remote};
+///
+/// #[remote]
+/// async fn job(name: String) {
+///     println!("running {name}");
+/// }
+///
+/// #[aiomp::main]
+/// async fn main() -> aiomp::Result<()> {
+///     let mut p = Process::with_args(job, ("job-1".to_owned(),)).name("job-1");
+///     p.start()?;
+///     assert!(p.pid().is_some());
+///     p.join().await?;
+///     assert_eq!(p.exitcode(), Some(0));
+///     assert_eq!(p.get_name(), "job-1");
+///
+///     Process::with_args(job, ("job-2".to_owned(),)).await?; // start and join
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug)]
 #[must_use = "a process does nothing until started or joined"]
@@ -385,6 +423,14 @@ impl Process {
 
     /// [`join`](Self::join) with a deadline: [`Error::Timeout`] when it passes,
     /// and the child keeps running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the deadline passes; otherwise as `join`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as `join`: the child keeps running.
     pub async fn join_timeout(&mut self, timeout: Duration) -> Result<()> {
         tokio::time::timeout(timeout, self.join())
             .await
@@ -401,16 +447,30 @@ impl IntoFuture for Process {
     }
 }
 
-/// A child process running one `#[remote]` function, returning its result.
+/// A child process running one `#[remote]` function, returning its result:
+/// aiomultiprocess's `Worker`.
 ///
-/// ```no_run
+/// It has [`Process`]'s builder methods and getters; [`join`](Worker::join)
+/// returns the function's result, and [`result`](Worker::result) gives it
+/// again afterwards. Awaiting a `Worker` starts it if needed and joins it.
+///
+/// ```
 /// #[aiomp::remote]
-/// async fn double(x: u64) -> u64 { x * 2 }
+/// async fn double(x: u64) -> u64 {
+///     x * 2
+/// }
 ///
-/// # async fn run() -> aiomp::Result<()> {
-/// let v: u64 = aiomp::Worker::with_args(double, (21,)).await?;
-/// assert_eq!(v, 42);
-/// # Ok(()) }
+/// #[aiomp::main]
+/// async fn main() -> aiomp::Result<()> {
+///     let v: u64 = aiomp::Worker::with_args(double, (21,)).await?;
+///     assert_eq!(v, 42);
+///
+///     let mut worker = aiomp::Worker::with_args(double, (4,));
+///     assert!(worker.result().is_err()); // Error::NotCompleted
+///     assert_eq!(worker.join().await?, 8);
+///     assert_eq!(*worker.result()?, 8);
+///     Ok(())
+/// }
 /// ```
 #[must_use = "a worker does nothing until started or awaited"]
 pub struct Worker<R> {
@@ -452,7 +512,8 @@ impl<R: DeserializeOwned + Send + 'static> Worker<R> {
 
     handle_methods!();
 
-    /// Waits for the result, starting the worker first if needed.
+    /// Waits for the result, starting the worker first if needed. A later
+    /// `join` returns the same result again.
     ///
     /// # Errors
     ///
@@ -478,6 +539,14 @@ impl<R: DeserializeOwned + Send + 'static> Worker<R> {
 
     /// [`join`](Self::join) with a deadline: [`Error::Timeout`] when it passes,
     /// and the child keeps running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the deadline passes; otherwise as `join`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as `join`: the child keeps running.
     pub async fn join_timeout(&mut self, timeout: Duration) -> Result<R> {
         tokio::time::timeout(timeout, self.join())
             .await

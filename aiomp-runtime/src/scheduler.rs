@@ -1,10 +1,12 @@
 //! Which queue a task goes to: a pure decision, no I/O.
 
-/// A task's ID, unique within its pool.
+/// A task's ID, unique within its pool: `TaskId::from(7u64)`, and back with
+/// `u64::from(id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(u64);
 
-/// A queue's ID: `0..queue_count`, in the order the pool registered them.
+/// A queue's ID: `0..queue_count`, in the order the pool registered them:
+/// `QueueId::from(0usize)`, and back with `usize::from(id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(usize);
 
@@ -44,6 +46,59 @@ impl From<QueueId> for usize {
 ///
 /// The pool calls these methods under a lock, from whichever thread submits
 /// or completes a task: keep them quick.
+///
+/// A scheduler that keeps one function's tasks on a queue of their own, so
+/// that slow reports never hold up the quick lookups:
+///
+/// ```
+/// use aiomp::{Pool, QueueId, Scheduler, TaskId, remote};
+///
+/// #[remote]
+/// async fn lookup(key: u32) -> u32 {
+///     key
+/// }
+///
+/// #[remote]
+/// async fn report(day: u32) -> String {
+///     format!("report for day {day}")
+/// }
+///
+/// /// Queue 1 for `report`, queue 0 for everything else.
+/// #[derive(Debug, Default)]
+/// struct ReportsApart {
+///     queues: Vec<QueueId>,
+/// }
+///
+/// impl Scheduler for ReportsApart {
+///     fn register_queue(&mut self) -> QueueId {
+///         let id = QueueId::from(self.queues.len());
+///         self.queues.push(id);
+///         id
+///     }
+///
+///     fn register_process(&mut self, _queue: QueueId) {}
+///
+///     fn schedule_task(&mut self, _task: TaskId, function: &str, _args: &[u8]) -> QueueId {
+///         // `function` is the remote function's ID: its module path and name.
+///         if function.ends_with("::report") { self.queues[1] } else { self.queues[0] }
+///     }
+///
+///     fn complete_task(&mut self, _task: TaskId) {}
+/// }
+///
+/// #[aiomp::main]
+/// async fn main() -> aiomp::Result<()> {
+///     let pool = Pool::builder()
+///         .processes(2)
+///         .queue_count(2) // process 0 serves queue 0, process 1 queue 1
+///         .scheduler(ReportsApart::default())
+///         .build()
+///         .await?;
+///     assert_eq!(pool.map(lookup, 0..10).await?.len(), 10);
+///     assert_eq!(pool.apply(report, (1,)).await?, "report for day 1");
+///     Ok(())
+/// }
+/// ```
 ///
 /// [`register_queue`]: Scheduler::register_queue
 /// [`register_process`]: Scheduler::register_process

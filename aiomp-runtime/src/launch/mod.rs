@@ -23,7 +23,15 @@ pub(crate) use forkserver::serve_fork_requests;
 /// The environment variable that tells a re-executed binary it is a worker.
 pub(crate) const WORKER_ENV: &str = "AIOMP_WORKER";
 
-/// How child processes start.
+/// How child processes start: aiomultiprocess's (and `multiprocessing`'s)
+/// start methods.
+///
+/// Every method gives the child only its end of a private socketpair and
+/// the same binary, so every `#[remote]` function means the same thing on
+/// both sides. Starting a worker costs milliseconds with `Spawn`, less with
+/// `Fork` and `Forkserver` (BENCHMARKS.md, W5 and W7): it matters for
+/// one-shot [`Worker`](crate::Worker)s and for frequent recycling
+/// (`max_tasks_per_child`), hardly for a long-lived pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum StartMethod {
@@ -61,6 +69,7 @@ static DEFAULT_METHOD: std::sync::Mutex<Option<StartMethod>> = std::sync::Mutex:
 
 /// Sets the start method of every later [`Process`](crate::Process),
 /// [`Worker`](crate::Worker) and [`Pool`](crate::Pool) that does not name its own.
+/// A pool keeps the method it started with, for its replacement workers too.
 ///
 /// `None` restores the platform's default, [`StartMethod::Spawn`] on every
 /// platform: a fresh process is the predictable choice, as in aiomultiprocess.

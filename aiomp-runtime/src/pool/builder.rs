@@ -18,11 +18,15 @@ use crate::scheduler::{RoundRobin, Scheduler};
 #[non_exhaustive]
 pub enum WorkerRuntime {
     /// One thread per worker runs all its tasks (the default): the worker's
-    /// concurrency is async, its parallelism comes from the number of processes.
+    /// concurrency is async, its parallelism comes from the number of
+    /// processes. It runs one plain `fn` at a time, and the pool gives it no
+    /// more than that.
     #[default]
     CurrentThread,
     /// A multi-thread runtime with this many threads per worker (the
-    /// counterpart of aiomultiprocess's `loop_initializer`).
+    /// counterpart of aiomultiprocess's `loop_initializer`): up to that many
+    /// plain `fn`s at once in each worker. `MultiThread(0)` is
+    /// [`Error::InvalidConfig`].
     MultiThread(usize),
 }
 
@@ -36,6 +40,12 @@ impl From<WorkerRuntime> for RuntimeFlavor {
 }
 
 /// Configures and builds a [`Pool`]. Made by [`Pool::builder`].
+///
+/// Every setting has a default; settings that cannot work are reported by
+/// [`build`](PoolBuilder::build) as [`Error::InvalidConfig`], naming the
+/// setting. A `#[remote]` function given to `initializer` or
+/// `exception_handler` that is not registered fails `build` with
+/// [`Error::NotRegistered`].
 ///
 /// ```no_run
 /// # #[aiomp::remote] async fn setup(level: u8) {}
@@ -101,37 +111,53 @@ impl Default for PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// Worker processes (default: the available parallelism).
+    /// Worker processes (default: the available parallelism, one per core).
+    /// 0 is [`Error::InvalidConfig`].
     pub fn processes(mut self, processes: usize) -> Self {
         self.processes = Some(processes);
         self
     }
 
-    /// Tasks in flight per worker (default 16).
+    /// Tasks in flight per worker (default 16); 0 is [`Error::InvalidConfig`].
+    ///
+    /// The pool's total concurrency is `processes × child_concurrency`: for
+    /// I/O-bound `async fn`s, raise this rather than `processes`. A plain
+    /// `fn` takes a whole runtime thread's share of these slots while it
+    /// runs, so CPU-bound calls need no tuning here.
     pub fn child_concurrency(mut self, tasks: usize) -> Self {
         self.child_concurrency = tasks;
         self
     }
 
     /// Recycles a worker after it was given this many tasks; 0 (the default) never does.
+    ///
+    /// The worker finishes what it holds and exits, and its replacement
+    /// (which runs the initializer again) starts at once: this resets
+    /// whatever the worker leaked.
     pub fn max_tasks_per_child(mut self, tasks: u64) -> Self {
         self.max_tasks_per_child = tasks;
         self
     }
 
-    /// Task queues (default 1); no more than the processes.
+    /// Task queues (default 1); more than `processes` is
+    /// [`Error::InvalidConfig`]. Process `i` serves queue `i % queue_count`,
+    /// and the [`scheduler`](Self::scheduler) routes each task to a queue.
     pub fn queue_count(mut self, queues: usize) -> Self {
         self.queue_count = queues;
         self
     }
 
-    /// Routes tasks to queues (default [`RoundRobin`]).
+    /// Routes tasks to queues (default [`RoundRobin`]); see [`Scheduler`].
     pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
         self.scheduler = Some(Box::new(scheduler));
         self
     }
 
-    /// A `#[remote]` fn run once in each worker, with `args`, before any task.
+    /// A `#[remote]` fn run once in each worker, with `args`, before any task
+    /// (and again in each replacement): per-process set-up such as opening
+    /// connections or loading data into a `static`. `build` waits until
+    /// every worker ran it. One that panics fails the worker's start, and
+    /// after three attempts `build` returns its [`Error::Remote`].
     pub fn initializer<F, Args, M>(mut self, _f: F, args: Args) -> Self
     where
         F: RemoteFn<Args, M>,
@@ -144,6 +170,28 @@ impl PoolBuilder {
     /// A `#[remote]` fn run in the worker for each task that fails (panics or
     /// hits a codec error), with the failure: the counterpart of
     /// aiomultiprocess's `exception_handler`.
+    ///
+    /// It takes one argument, the [`RemoteError`], and runs before the
+    /// failure is sent back to the caller (who still gets it). A cancelled
+    /// task, and a function that returns `Err` as a value, do not call it.
+    ///
+    /// ```
+    /// use aiomp::{Pool, RemoteError, remote};
+    ///
+    /// #[remote]
+    /// async fn log_failure(error: RemoteError) {
+    ///     eprintln!("[worker {}] {} failed: {}", error.pid, error.function, error.message);
+    /// }
+    ///
+    /// # #[remote]
+    /// # async fn explode() { panic!("boom") }
+    /// #[aiomp::main]
+    /// async fn main() -> aiomp::Result<()> {
+    ///     let pool = Pool::builder().processes(1).exception_handler(log_failure).build().await?;
+    ///     assert!(pool.apply(explode, ()).await.unwrap_err().is_panic());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn exception_handler<F, M>(mut self, _f: F) -> Self
     where
         F: RemoteFn<(RemoteError,), M>,
@@ -152,7 +200,8 @@ impl PoolBuilder {
         self
     }
 
-    /// How workers start; overrides [`set_start_method`](crate::set_start_method) for this pool.
+    /// How workers start; overrides [`set_start_method`](crate::set_start_method)
+    /// for this pool, its replacement workers included.
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = Some(method);
         self
@@ -164,7 +213,8 @@ impl PoolBuilder {
         self
     }
 
-    /// How long a worker may take to start and run its initializer (default 60 s).
+    /// How long a worker may take to start and run its initializer (default
+    /// 60 s); past it, the start fails with [`Error::Handshake`].
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
@@ -182,7 +232,10 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for settings that cannot work (naming the
-    /// setting); the first worker's start error if workers cannot start.
+    /// setting); [`Error::NotRegistered`] or [`Error::Codec`] for an
+    /// initializer or exception handler that cannot be sent; the first
+    /// worker's start error if workers cannot start (after three attempts
+    /// per worker), with every worker already started stopped again.
     pub async fn build(self) -> Result<Pool> {
         Pool::start(self).await
     }

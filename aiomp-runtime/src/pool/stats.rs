@@ -1,21 +1,27 @@
 //! A snapshot of a pool, for dashboards and logs.
 
 /// A snapshot of a pool's state, from [`Pool::stats`](crate::Pool::stats).
+///
+/// `queued` and `in_flight` count tasks as they travel: one call each, or,
+/// for a `map` or `starmap` of many small calls, a chunk of its calls sent
+/// as one. `completed` and `failed` count calls. A `map` submits its input a
+/// window at a time, so the items it has not pulled yet appear nowhere.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct PoolStats {
-    /// Tasks submitted and waiting for a free worker slot.
+    /// Tasks submitted and waiting in the pool's queues for a free worker slot.
     pub queued: usize,
-    /// Workers replaced after they died.
+    /// Workers replaced after they died (not counting those the pool stopped).
     pub restarts: u64,
     /// Workers replaced after `max_tasks_per_child` tasks.
     pub recycles: u64,
-    /// Tasks completed, by every worker the pool has had.
+    /// Calls completed, by every worker the pool has had. A call whose
+    /// function returned `Err` completed: only the function knows it failed.
     pub completed: u64,
-    /// Tasks that failed (panicked, could not be encoded, or were lost with
-    /// their worker), by every worker the pool has had.
+    /// Calls that failed (panicked, could not be encoded, were cancelled, or
+    /// were lost with their worker), by every worker the pool has had.
     pub failed: u64,
-    /// The live workers.
+    /// The live workers, by pid.
     pub workers: Vec<WorkerStats>,
 }
 
@@ -25,10 +31,10 @@ pub struct PoolStats {
 pub struct WorkerStats {
     /// Its process ID.
     pub pid: u32,
-    /// Tasks it is running now.
+    /// Tasks it holds now: sent to it and not yet answered.
     pub in_flight: usize,
-    /// Tasks it completed.
+    /// Calls it completed.
     pub completed: u64,
-    /// Tasks of it that failed.
+    /// Calls of it that failed.
     pub failed: u64,
 }
