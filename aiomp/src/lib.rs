@@ -600,8 +600,8 @@
 //! ```
 //!
 //! The largest frame either side accepts, and so the largest encoded argument
-//! tuple or result, is 1 GiB by default
-//! ([`max_frame_bytes`](PoolBuilder::max_frame_bytes)).
+//! tuple or result, is bounded; raise the bound with
+//! [`max_frame_bytes`](PoolBuilder::max_frame_bytes) for very large values.
 //!
 //! ## Byte buffers
 //!
