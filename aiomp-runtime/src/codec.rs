@@ -7,8 +7,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::codec::LengthDelimitedCodec;
 
-/// The largest frame either side accepts unless configured otherwise: 1 GiB.
-pub(crate) const DEFAULT_MAX_FRAME: usize = 1 << 30;
+/// The largest frame either side accepts unless configured otherwise:
+/// 256 MiB. A peer can make the reader reserve up to this much for a frame
+/// it announces, so the bound is also what a hostile worker can cost.
+pub(crate) const DEFAULT_MAX_FRAME: usize = 256 << 20;
 
 const LENGTH_BYTES: usize = 4;
 

@@ -578,7 +578,7 @@ fn a_huge_prefix_is_refused_before_allocating() {
     let outcome = async_frames(&wire, vec![1], 16).expect("no allocation beyond the bound");
     assert_eq!(outcome, (Vec::new(), End::Oversized));
 
-    // The default limit (1 GiB) refuses a prefix just above it, the same way.
+    // The default limit refuses a prefix just above it, the same way.
     let wire = ((DEFAULT_MAX_FRAME + 1) as u32).to_be_bytes();
     let (read, largest) = largest_allocation(|| codec::read_frame(&mut &wire[..], DEFAULT_MAX_FRAME));
     let error = read.expect_err("a frame over the default limit");

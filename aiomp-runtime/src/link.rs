@@ -64,8 +64,8 @@ struct InFlight {
     closed: bool,
 }
 
-/// Called with each task's ID as it completes (the pool's scheduler).
-pub(crate) type OnComplete = Arc<dyn Fn(u64) + Send + Sync>;
+/// Called with the IDs of each task's calls as it completes (the pool's scheduler).
+pub(crate) type OnComplete = Arc<dyn Fn(&[u64]) + Send + Sync>;
 
 /// What a new link needs to know.
 #[derive(Clone)]
@@ -251,23 +251,28 @@ impl Link {
 async fn wait_ready(reader: &mut FrameReader, child: &OsChild, deadline: Duration) -> Result<(), Error> {
     let pid = child.pid();
     tokio::select! {
+        // A child that reports and then exits has its report read first.
+        biased;
         reply = reader.recv::<Reply>() => match reply {
             Ok(Reply::Ready) => Ok(()),
             Ok(Reply::InitFailed(remote)) => Err(Error::Remote(Box::new(remote))),
             Ok(Reply::Outcomes(_)) => Err(Error::Transport { pid, reason: "outcomes before the worker was ready".into() }),
-            Err(e) => {
-                let status = child.wait().await;
-                Err(Error::WorkerDied { pid, status }).map_err(|died| match e {
-                    ChannelError::Closed => died,
-                    other => Error::Transport { pid, reason: other.to_string() },
-                })
-            }
+            Err(ChannelError::Closed) => Err(ended_while_starting(pid, child.wait().await)),
+            Err(other) => Err(Error::Transport { pid, reason: other.to_string() }),
         },
-        status = child.wait() => Err(Error::WorkerDied { pid, status }),
+        status = child.wait() => Err(ended_while_starting(pid, status)),
         () = tokio::time::sleep(deadline) => Err(Error::Handshake {
             pid,
             reason: format!("its initializer did not complete within {deadline:?}"),
         }),
+    }
+}
+
+/// The error for a worker that exited before it was ready.
+fn ended_while_starting(pid: u32, status: crate::exit::ExitStatus) -> Error {
+    Error::Handshake {
+        pid,
+        reason: format!("it ended ({status}) while running its initializer"),
     }
 }
 
@@ -325,7 +330,7 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
                     let pending = crate::lock(&in_flight).tasks.remove(&outcome.id);
                     let Some(pending) = pending else { continue };
                     if let Some(on_complete) = &on_complete {
-                        pending.ids.iter().for_each(|&id| on_complete(id));
+                        on_complete(&pending.ids);
                     }
                     let results: Vec<Result<Vec<u8>, Error>> = outcome
                         .results
@@ -369,7 +374,7 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
     counters.failed.fetch_add(count as u64, Ordering::Relaxed);
     for pending in lost.into_values() {
         if let Some(on_complete) = &on_complete {
-            pending.ids.iter().for_each(|&id| on_complete(id));
+            on_complete(&pending.ids);
         }
         let error = if terminating.load(Ordering::SeqCst) {
             Error::PoolTerminated

@@ -137,6 +137,8 @@ pub(crate) async fn handshake(
         reader.recv::<Welcome>().await
     };
     let welcome = tokio::select! {
+        // A child that answers and then exits has its answer read first.
+        biased;
         welcome = exchange => welcome,
         status = child.wait() => return Err(ended_before_answering(pid, status)),
         () = tokio::time::sleep(deadline) => {

@@ -221,7 +221,7 @@ impl PoolBuilder {
     }
 
     /// The largest frame, and so the largest encoded argument tuple or
-    /// result, either side accepts (default 1 GiB).
+    /// result, either side accepts (default 256 MiB).
     pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
         self

@@ -370,11 +370,21 @@ impl Shared {
         }
     }
 
-    /// Gives one call its task ID and asks the scheduler for its queue.
-    fn schedule(&self, function: FunctionIndex, args: &[u8]) -> (u64, usize) {
-        let id = self.next_task.fetch_add(1, Ordering::Relaxed);
-        let queue = crate::lock(&self.scheduler).schedule_task(TaskId::from(id), function_name(function), args);
-        (id, usize::from(queue))
+    /// Gives each call its task ID and asks the scheduler for its queue,
+    /// under one lock; returns the first ID (the others follow it).
+    fn schedule<'a>(
+        &self,
+        function: FunctionIndex,
+        calls: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> (u64, Vec<usize>) {
+        let first = self.next_task.fetch_add(calls.len() as u64, Ordering::Relaxed);
+        let name = function_name(function);
+        let mut scheduler = crate::lock(&self.scheduler);
+        let queues = (first..)
+            .zip(calls)
+            .map(|(id, args)| usize::from(scheduler.schedule_task(TaskId::from(id), name, args)))
+            .collect();
+        (first, queues)
     }
 
     /// Sends a task (calls scheduled to one queue) to that queue; the
@@ -418,8 +428,12 @@ impl Shared {
         }
     }
 
-    fn complete(&self, id: u64) {
-        crate::lock(&self.scheduler).complete_task(TaskId::from(id));
+    /// Tells the scheduler these calls completed, under one lock.
+    fn complete(&self, ids: &[u64]) {
+        let mut scheduler = crate::lock(&self.scheduler);
+        for &id in ids {
+            scheduler.complete_task(TaskId::from(id));
+        }
     }
 
     /// Cancels the tasks `ids` wherever they run.

@@ -39,6 +39,15 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// to the end of a short map.
 const CHUNKS_PER_WORKER: usize = 8;
 
+/// Chunks a worker can hold at once: a chunk takes at most this fraction of
+/// its slots, so the worker has the next chunk in hand while the parent reads
+/// the last one's results.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Calls submitted and not yet yielded, per worker slot: enough that every
+/// slot stays busy while results wait to be read in order.
+const WINDOW_PER_SLOT: usize = 4;
+
 /// One call's result as it arrives: encoded, or why there is none.
 type Encoded = Result<Vec<u8>>;
 
@@ -55,21 +64,13 @@ enum Batch {
     Failed { index: usize, error: Error },
 }
 
-impl Batch {
-    fn len(&self) -> usize {
-        match self {
-            Batch::Task { len, .. } => *len,
-            Batch::Failed { .. } => 1,
-        }
-    }
-}
-
-/// A call that could not join the chunk being built.
-enum HeldBack {
-    /// Its arguments could not be encoded.
-    Failed { index: usize, error: Error },
-    /// The scheduler sent it to another queue than the chunk's.
-    Scheduled { id: u64, queue: usize, args: Vec<u8> },
+/// Consecutive calls the scheduler sent to one queue, on their way to it.
+struct Run {
+    /// The input index of its first call.
+    first: usize,
+    queue: usize,
+    ids: Vec<u64>,
+    args: Vec<Vec<u8>>,
 }
 
 /// Feeds a call's input to the pool, a chunk at a time, within a window.
@@ -86,8 +87,6 @@ struct Submitter {
     chunk: usize,
     /// The worker slots each call takes.
     slots_per_call: usize,
-    /// A call taken from the input but not in the last chunk: next in line.
-    held_back: Option<HeldBack>,
     /// Set when the call could not start: yielded first, then nothing more.
     failed: Option<Error>,
     deadline: Option<Duration>,
@@ -103,13 +102,14 @@ impl Submitter {
         calls: Calls,
     ) -> Self {
         let workers = shared.processes;
-        let window = (workers * shared.child_concurrency * 2).max(64);
+        let window = (workers * shared.child_concurrency * WINDOW_PER_SLOT).max(64);
         let (known, _) = calls.size_hint();
         // A worker recycled after N calls must run exactly N: no chunks then.
         let chunk = if shared.max_tasks_per_child > 0 {
             1
         } else {
-            (known / (workers * CHUNKS_PER_WORKER)).clamp(1, (shared.child_concurrency / slots_per_call).max(1))
+            (known / (workers * CHUNKS_PER_WORKER))
+                .clamp(1, (shared.child_concurrency / slots_per_call / CHUNKS_IN_FLIGHT).max(1))
         };
         Submitter {
             shared,
@@ -120,7 +120,6 @@ impl Submitter {
             window,
             chunk,
             slots_per_call,
-            held_back: None,
             failed: None,
             deadline: None,
             timer: None,
@@ -134,77 +133,91 @@ impl Submitter {
         submitter
     }
 
-    /// Submits the next chunk of at most `room` calls: consecutive calls the
-    /// scheduler sent to one queue (each call is still its own task to the
-    /// scheduler, with its own ID).
-    fn next(&mut self, room: usize) -> Option<Batch> {
+    /// Submits up to a chunk of calls, at most `room`, and hands `out` their
+    /// batches in input order: runs of calls the scheduler sent to one queue
+    /// travel as one task (each call is still its own task to the scheduler,
+    /// with its own ID), and a call whose arguments could not be encoded
+    /// stands alone. Returns how many calls it took from the input.
+    fn next(&mut self, room: usize, out: &mut impl Extend<Batch>) -> usize {
+        let Some(input) = self.calls.as_mut() else { return 0 };
         let first = self.next_index;
-        let mut ids = Vec::new();
-        let mut args = Vec::new();
-        let mut queue = None;
+        let mut calls: Vec<Result<Vec<u8>>> = Vec::new();
         let mut bytes = 0;
-        match self.held_back.take() {
-            Some(HeldBack::Failed { index, error }) => return Some(Batch::Failed { index, error }),
-            Some(HeldBack::Scheduled {
-                id,
-                queue: held,
-                args: encoded,
-            }) => {
-                self.next_index += 1;
-                bytes += encoded.len();
-                ids.push(id);
-                args.push(encoded);
-                queue = Some(held);
-            }
-            None => {}
-        }
-        while args.len() < room.min(self.chunk) && bytes < CHUNK_BYTES {
-            let Some(call) = self.calls.as_mut().and_then(Iterator::next) else {
+        while calls.len() < room.min(self.chunk) && bytes < CHUNK_BYTES {
+            let Some(call) = input.next() else {
                 self.calls = None;
                 break;
             };
-            let encoded = match call {
-                Ok(encoded) => encoded,
-                Err(error) if args.is_empty() => {
-                    self.next_index += 1;
-                    return Some(Batch::Failed { index: first, error });
-                }
+            bytes += call.as_ref().map_or(0, Vec::len);
+            calls.push(call);
+        }
+        self.next_index += calls.len();
+        let senders = self.senders.take();
+        let taken = self.submit(first, calls, senders.as_deref().unwrap_or_default(), out);
+        if self.calls.is_some() {
+            self.senders = senders;
+        } // else the input ended: let go of the queues so that a closed pool can finish.
+        taken
+    }
+
+    fn submit(
+        &self,
+        first: usize,
+        calls: Vec<Result<Vec<u8>>>,
+        senders: &[async_channel::Sender<Job>],
+        out: &mut impl Extend<Batch>,
+    ) -> usize {
+        let taken = calls.len();
+        let encoded: Vec<&[u8]> = calls.iter().filter_map(|call| call.as_deref().ok()).collect();
+        let (mut id, queues) = self.shared.schedule(self.function, encoded.into_iter());
+        let mut queues = queues.into_iter();
+        let mut run: Option<Run> = None;
+        let mut batches = Vec::new();
+        for (index, call) in (first..).zip(calls) {
+            match call {
                 Err(error) => {
-                    let index = self.next_index;
-                    self.next_index += 1;
-                    self.held_back = Some(HeldBack::Failed { index, error });
-                    break;
+                    batches.extend(run.take().map(|run| self.send(run, senders)));
+                    batches.push(Batch::Failed { index, error });
                 }
-            };
-            let (id, chosen) = self.shared.schedule(self.function, &encoded);
-            if queue.is_some_and(|q| q != chosen) {
-                self.held_back = Some(HeldBack::Scheduled {
-                    id,
-                    queue: chosen,
-                    args: encoded,
-                });
-                break;
+                Ok(args) => {
+                    let queue = queues.next().expect("one queue per encoded call");
+                    if run.as_ref().is_some_and(|run| run.queue != queue) {
+                        batches.extend(run.take().map(|run| self.send(run, senders)));
+                    }
+                    let run = run.get_or_insert_with(|| Run {
+                        first: index,
+                        queue,
+                        ids: Vec::new(),
+                        args: Vec::new(),
+                    });
+                    run.ids.push(id);
+                    run.args.push(args);
+                    id += 1;
+                }
             }
-            queue = Some(chosen);
-            self.next_index += 1;
-            bytes += encoded.len();
-            ids.push(id);
-            args.push(encoded);
         }
-        let submitted = queue.map(|queue| {
-            let len = args.len();
-            let id = ids[0];
-            let senders = self.senders.as_deref().unwrap_or_default();
-            let answer = self
-                .shared
-                .send(senders, queue, self.function, self.slots_per_call, ids, args);
-            Batch::Task { first, len, id, answer }
-        });
-        if self.calls.is_none() && self.held_back.is_none() {
-            // The input ended: let go of the queues so a closed pool can finish.
-            self.senders = None;
+        batches.extend(run.take().map(|run| self.send(run, senders)));
+        out.extend(batches);
+        taken
+    }
+
+    fn send(&self, run: Run, senders: &[async_channel::Sender<Job>]) -> Batch {
+        let len = run.args.len();
+        let id = run.ids[0];
+        let answer = self.shared.send(
+            senders,
+            run.queue,
+            self.function,
+            self.slots_per_call,
+            run.ids,
+            run.args,
+        );
+        Batch::Task {
+            first: run.first,
+            len,
+            id,
+            answer,
         }
-        submitted
     }
 
     /// `Ready` with `Error::Timeout` once the call's deadline passed.
@@ -363,12 +376,12 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
             return Poll::Ready(Some(Err(error)));
         }
         while this.outstanding < this.submitter.window {
-            match this.submitter.next(this.submitter.window - this.outstanding) {
-                Some(batch) => {
-                    this.outstanding += batch.len();
-                    this.pending.push_back(batch);
-                }
-                None => break,
+            match this
+                .submitter
+                .next(this.submitter.window - this.outstanding, &mut this.pending)
+            {
+                0 => break,
+                taken => this.outstanding += taken,
             }
         }
         loop {
@@ -486,12 +499,16 @@ impl<R: DeserializeOwned> Stream for Unordered<R> {
             return Poll::Ready(Some((this.submitter.next_index, Err(error))));
         }
         while this.outstanding < this.submitter.window {
-            match this.submitter.next(this.submitter.window - this.outstanding) {
-                Some(batch) => {
-                    this.outstanding += batch.len();
-                    this.track(batch);
-                }
-                None => break,
+            let mut batches = Vec::new();
+            match this
+                .submitter
+                .next(this.submitter.window - this.outstanding, &mut batches)
+            {
+                0 => break,
+                taken => this.outstanding += taken,
+            }
+            for batch in batches {
+                this.track(batch);
             }
         }
         loop {

@@ -110,9 +110,9 @@ impl Shared {
     fn link_config(self: &Arc<Self>) -> LinkConfig {
         let shared: Weak<Shared> = Arc::downgrade(self);
         LinkConfig {
-            on_complete: Some(Arc::new(move |id| {
+            on_complete: Some(Arc::new(move |ids: &[u64]| {
                 if let Some(shared) = shared.upgrade() {
-                    shared.complete(id);
+                    shared.complete(ids);
                 }
             })),
             ..self.link.clone()
@@ -184,6 +184,9 @@ impl Shared {
                     end = next_end;
                 }
                 Err(error) => {
+                    if let Some(job) = carried.take() {
+                        let _ = job.reply.send(Err(error.duplicate()));
+                    }
                     if !self.is_stopping() {
                         let reason =
                             format!("worker slot {slot} failed to start {MAX_START_ATTEMPTS} times in a row: {error}");
@@ -218,7 +221,11 @@ impl Shared {
             let (job, permit) = if let Some(job) = carried.take() {
                 match acquire(&slots, job.slots, end).await {
                     Ok(permit) => (job, permit),
-                    Err(stop) => return stop,
+                    Err(stop) => {
+                        // The worker died first: the job waits for the next one.
+                        *carried = Some(job);
+                        return stop;
+                    }
                 }
             } else {
                 // A free slot first, then a job: a busy worker leaves queued
@@ -237,7 +244,10 @@ impl Shared {
                 if job.slots > 1 {
                     match acquire(&slots, job.slots - 1, end).await {
                         Ok(more) => permit.merge(more),
-                        Err(stop) => return stop,
+                        Err(stop) => {
+                            *carried = Some(job);
+                            return stop;
+                        }
                     }
                 }
                 (job, permit)
