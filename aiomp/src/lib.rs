@@ -529,7 +529,7 @@
 //! | WARN | `aiomp worker died; replacing it` | `slot`, `pid`, `status`, `lost` (tasks that failed with it) |
 //! | WARN | `aiomp worker failed to start; retrying` | `slot`, `attempt`, `error` |
 //! | ERROR | `aiomp pool failed` (a slot could not start a worker) | `slot`, `error` |
-//! | DEBUG | `aiomp task failed` | `pid`, `task`, `error` |
+//! | DEBUG | `aiomp task failed` | `pid`, `task`, `failed` (its calls that failed) |
 //! | DEBUG | `aiomp fork server started` | `pid` |
 //! | WARN | `aiomp fork server exited; the next start launches a new one` | `pid`, `status` |
 //!
