@@ -686,11 +686,50 @@ pub use aiomp_macros::remote;
 
 /// Starts `main` in a tokio runtime, after entering worker mode if this
 /// process is a worker. A drop-in for `#[tokio::main]`: it accepts
-/// `flavor = "current_thread" | "multi_thread"` and `worker_threads = N`.
+/// `flavor = "current_thread" | "multi_thread"` (the default) and
+/// `worker_threads = N`.
+///
+/// The first thing the generated `main` does is [`init()`]: in a spawned
+/// worker, that serves tasks and exits, so the body never runs there. See
+/// [Entering worker mode](crate#entering-worker-mode).
+///
+/// ```
+/// #[aiomp::main(flavor = "current_thread")]
+/// async fn main() {
+///     // create pools and workers here
+/// }
+/// ```
+///
+/// # Panics
+///
+/// If the tokio runtime cannot be built, as `#[tokio::main]` does.
 pub use aiomp_macros::main;
 
 /// Runs an async test in a tokio runtime, and lets the test binary host
 /// workers. A drop-in for `#[tokio::test]`; nothing else is needed in the test file.
+///
+/// A spawned worker re-runs the test binary with this test's exact name,
+/// and the wrapper serves tasks instead of running the body. It accepts
+/// `flavor = "current_thread"` (the default) or `"multi_thread"` and
+/// `worker_threads = N`.
+///
+/// ```
+/// #[aiomp::remote]
+/// async fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// #[aiomp::test]
+/// async fn doubles_in_a_worker() {
+///     let pool = aiomp::Pool::builder().processes(1).build().await.unwrap();
+///     assert_eq!(pool.apply(double, (21,)).await.unwrap(), 42);
+/// }
+/// # fn main() {}
+/// ```
+///
+/// # Panics
+///
+/// If the tokio runtime cannot be built, as `#[tokio::test]` does.
 pub use aiomp_macros::test;
 
 pub use aiomp_runtime::{
