@@ -97,6 +97,11 @@ pub(crate) fn die(code: i32, message: &str) -> ! {
 /// `parent` is the pid of the process it serves, read before the fork.
 pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32) -> ! {
     IN_WORKER.store(true, Ordering::SeqCst);
+    if !tokio_was_running() {
+        // Forked from a process that never started tokio (the fork server):
+        // this thread is clean.
+        serve(stream, token, parent);
+    }
     // The forking thread may have been a runtime's thread: its thread-locals
     // say so, and a fresh runtime refuses to start there. A new thread
     // starts clean.
@@ -112,6 +117,11 @@ pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32) -> ! 
         }
         Err(e) => die(EXIT_HANDSHAKE, &format!("could not start the worker thread: {e}")),
     }
+}
+
+/// Whether this thread was inside a tokio runtime when it forked.
+fn tokio_was_running() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// Reads the token the parent must send before anything else; exits unless

@@ -220,6 +220,15 @@ impl Submitter {
         }
     }
 
+    /// How many more calls to submit with `outstanding` in flight: none
+    /// until a whole chunk fits (topping the window up one call at a time,
+    /// as results are yielded one at a time, would send chunks of one),
+    /// unless nothing at all is in flight.
+    fn room(&self, outstanding: usize) -> Option<usize> {
+        let room = self.window.saturating_sub(outstanding);
+        (room >= self.chunk || (outstanding == 0 && room > 0)).then_some(room)
+    }
+
     /// `Ready` with `Error::Timeout` once the call's deadline passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
         if let Some(deadline) = self.deadline.take() {
@@ -375,11 +384,8 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
             this.cancel_all();
             return Poll::Ready(Some(Err(error)));
         }
-        while this.outstanding < this.submitter.window {
-            match this
-                .submitter
-                .next(this.submitter.window - this.outstanding, &mut this.pending)
-            {
+        while let Some(room) = this.submitter.room(this.outstanding) {
+            match this.submitter.next(room, &mut this.pending) {
                 0 => break,
                 taken => this.outstanding += taken,
             }
@@ -498,12 +504,9 @@ impl<R: DeserializeOwned> Stream for Unordered<R> {
             this.cancel_all();
             return Poll::Ready(Some((this.submitter.next_index, Err(error))));
         }
-        while this.outstanding < this.submitter.window {
+        while let Some(room) = this.submitter.room(this.outstanding) {
             let mut batches = Vec::new();
-            match this
-                .submitter
-                .next(this.submitter.window - this.outstanding, &mut batches)
-            {
+            match this.submitter.next(room, &mut batches) {
                 0 => break,
                 taken => this.outstanding += taken,
             }
