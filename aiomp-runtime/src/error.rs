@@ -309,7 +309,8 @@ impl fmt::Display for RemoteError {
         if let Some(location) = &self.location {
             write!(f, " at {location}")?;
         }
-        if let Some(backtrace) = &self.backtrace {
+        // The backtrace, when captured, only with `{:#}`: one line otherwise.
+        if let (true, Some(backtrace)) = (f.alternate(), &self.backtrace) {
             write!(f, "\nworker backtrace:\n{backtrace}")?;
         }
         Ok(())

@@ -236,7 +236,11 @@ impl Link {
     pub(crate) fn stats(&self) -> WorkerStats {
         WorkerStats {
             pid: self.child.pid(),
-            in_flight: crate::lock(&self.in_flight).tasks.len(),
+            in_flight: crate::lock(&self.in_flight)
+                .tasks
+                .values()
+                .map(|task| task.ids.len())
+                .sum(),
             completed: self.counters.completed.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
         }
@@ -342,8 +346,8 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
                         .completed
                         .fetch_add(results.len() as u64 - failed, Ordering::Relaxed);
                     counters.failed.fetch_add(failed, Ordering::Relaxed);
-                    if failed > 0 {
-                        tracing::debug!(pid, task = outcome.id, failed, "aiomp task failed");
+                    if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
+                        tracing::debug!(pid, task = outcome.id, failed, %error, "aiomp task failed");
                     }
                     let answer = Ok(results);
                     let _ = pending.reply.send(answer);

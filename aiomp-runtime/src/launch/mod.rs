@@ -57,7 +57,7 @@ pub enum StartMethod {
 
 impl std::fmt::Display for StartMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             StartMethod::Spawn => "spawn",
             StartMethod::Fork => "fork",
             StartMethod::Forkserver => "forkserver",
