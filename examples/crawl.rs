@@ -15,7 +15,6 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use aiomp::{Pool, remote};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

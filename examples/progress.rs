@@ -13,7 +13,6 @@
 use std::time::{Duration, Instant};
 
 use aiomp::{Pool, remote};
-use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 const JOBS: u64 = 3000;

@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use aiomp::{Pool, StartMethod, remote};
-use futures_util::StreamExt;
 
 const TASKS: u64 = 50_000;
 

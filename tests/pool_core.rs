@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aiomp::{Error, Pool, RemoteError, RemoteErrorKind, StartMethod, remote};
-use futures_util::StreamExt;
 
 mod common;
 use common::each_start_method;

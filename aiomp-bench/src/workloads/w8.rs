@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::peers::python::Library;

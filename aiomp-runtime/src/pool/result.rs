@@ -331,6 +331,20 @@ impl<R> PoolResult<R> {
         self
     }
 
+    /// The next result in input order; `None` once every result was yielded.
+    /// The same as [`StreamExt::next`](futures_util::StreamExt::next), without
+    /// the import.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a result not yet yielded stays for the next call.
+    pub async fn next(&mut self) -> Option<Result<R>>
+    where
+        R: DeserializeOwned,
+    {
+        StreamExt::next(self).await
+    }
+
     /// The results as they complete, each with its input index.
     pub fn unordered(mut self) -> Unordered<R> {
         let shared = Arc::clone(&self.submitter.shared);
@@ -426,7 +440,7 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for PoolResult<R> {
     fn into_future(mut self) -> Self::IntoFuture {
         Box::pin(async move {
             let mut results = Vec::new();
-            while let Some(result) = self.next().await {
+            while let Some(result) = StreamExt::next(&mut self).await {
                 results.push(result?);
             }
             Ok(results)
@@ -476,6 +490,20 @@ impl<R> std::fmt::Debug for Unordered<R> {
 }
 
 impl<R> Unordered<R> {
+    /// The next result to complete, with its input index; `None` once every
+    /// result was yielded. The same as
+    /// [`StreamExt::next`](futures_util::StreamExt::next), without the import.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a result not yet yielded stays for the next call.
+    pub async fn next(&mut self) -> Option<(usize, Result<R>)>
+    where
+        R: DeserializeOwned,
+    {
+        StreamExt::next(self).await
+    }
+
     fn track(&mut self, batch: Batch) {
         match batch {
             Batch::Task { first, len, id, answer } => self.running.push(Indexed { first, len, id, answer }),
@@ -574,8 +602,7 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for ApplyResult<R> {
 
     fn into_future(mut self) -> Self::IntoFuture {
         Box::pin(async move {
-            self.inner
-                .next()
+            StreamExt::next(&mut self.inner)
                 .await
                 .unwrap_or_else(|| Err(Error::InvalidState("apply produced no result")))
         })
