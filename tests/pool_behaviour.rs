@@ -3,7 +3,7 @@
 //! behaviour the design promises (see PITFALLS.md).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,16 +16,7 @@ use aiomp::{
 use futures_util::StreamExt;
 
 mod common;
-use common::each_start_method;
-
-/// Every test body runs under this deadline, so a hang fails instead of hanging CI.
-const TEST_DEADLINE: Duration = Duration::from_secs(60);
-
-async fn within<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, body)
-        .await
-        .expect("the test did not finish within its deadline")
-}
+use common::{each_start_method, eventually, process_exists, remove_if_exists, within};
 
 #[remote]
 async fn double(x: u64) -> u64 {
@@ -120,44 +111,15 @@ async fn exploding_init() {
     panic!("init exploded");
 }
 
-/// Whether `pid` names a process, zombie or not.
-fn process_exists(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
 fn kill(pid: u32, signal: i32) {
     // SAFETY: sends a signal to one of this test's own workers.
     let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
     assert_eq!(rc, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
 }
 
-/// Waits up to `limit` for `condition` to hold; returns whether it did.
-async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if condition() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A path unique to this test process, `name` and `method`.
 fn temp_path(name: &str, method: StartMethod) -> PathBuf {
     std::env::temp_dir().join(format!("aiomp-pool-behaviour-{name}-{method}-{}", std::process::id()))
-}
-
-fn remove_if_exists(path: &Path) {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("could not remove {}: {e}", path.display()),
-    }
 }
 
 fn path_arg(path: &Path) -> String {

@@ -5,24 +5,14 @@
 //! pool: `max_tasks_per_child` recycles workers, a panicking task comes back
 //! as `Error::Remote`.
 
-use std::future::Future;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aiomp::{Error, Pool, RemoteError, RemoteErrorKind, StartMethod, remote};
 
 mod common;
-use common::each_start_method;
-
-/// Every test body runs under this deadline, so a hang fails instead of hanging CI.
-const TEST_DEADLINE: Duration = Duration::from_secs(60);
-
-async fn within<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, body)
-        .await
-        .expect("the test did not finish within its deadline")
-}
+use common::{each_start_method, eventually, process_exists, remove_if_exists, within};
 
 #[remote]
 async fn mapper(value: u64) -> u64 {
@@ -83,38 +73,9 @@ fn expected_doubles(values: &[u64]) -> Vec<u64> {
     values.iter().map(|v| v * 2).collect()
 }
 
-/// Whether `pid` names a process, zombie or not.
-fn process_exists(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// Waits up to `limit` for `condition` to hold; returns whether it did.
-async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if condition() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A path unique to this test process, `name` and `method`.
 fn temp_path(name: &str, method: StartMethod) -> PathBuf {
     std::env::temp_dir().join(format!("aiomp-pool-core-{name}-{method}-{}", std::process::id()))
-}
-
-fn remove_if_exists(path: &Path) {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("could not remove {}: {e}", path.display()),
-    }
 }
 
 each_start_method! {

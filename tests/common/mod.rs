@@ -1,4 +1,51 @@
 //! Helpers shared by the integration tests.
+//!
+//! Each test binary includes this module and uses only some of it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long one test may run before it fails instead of hanging.
+pub(crate) const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `body`, failing the test if it takes longer than [`TEST_DEADLINE`].
+pub(crate) async fn within<F: Future>(body: F) -> F::Output {
+    tokio::time::timeout(TEST_DEADLINE, body)
+        .await
+        .expect("the test did not finish within its deadline")
+}
+
+/// Waits up to `limit` for `condition` to hold; returns whether it did.
+pub(crate) async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `pid` still exists (a zombie still does: this checks reaping).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Removes `path`, if it exists.
+pub(crate) fn remove_if_exists(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("could not remove {}: {e}", path.display()),
+    }
+}
 
 /// Defines a test once per start method: a module named after the test with
 /// `spawn`, `fork` and `forkserver` tests, each an `#[aiomp::test]` that runs
