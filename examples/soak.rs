@@ -14,34 +14,11 @@
 use std::time::{Duration, Instant};
 
 use aiomp::{Pool, remote};
+use aiomp_suite::{open_fds, vm_rss_kib, zombies};
 
 #[remote]
 async fn bump(x: u64) -> u64 {
     x + 1
-}
-
-/// The parent's resident memory in KiB, from `/proc/self/status`.
-fn vm_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
-
-/// The parent's open file descriptors.
-fn open_fds() -> usize {
-    // The directory's own fd, open while it is listed, is not counted.
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count() - 1
-}
-
-/// Children of this process that exited but were not reaped.
-fn zombies() -> Vec<u32> {
-    aiomp_suite::children_of(std::process::id())
-        .into_iter()
-        .filter(|&pid| aiomp_suite::has_exited(pid))
-        .collect()
 }
 
 fn tasks_from_args() -> u64 {

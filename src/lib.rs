@@ -63,3 +63,35 @@ pub fn wait_all_exited(pids: &[u32], timeout: Duration) -> Vec<u32> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// This process's resident memory (`VmRSS`), in KiB.
+///
+/// # Panics
+///
+/// If `/proc/self/status` cannot be read or has no `VmRSS` line.
+pub fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+/// This process's open file descriptors.
+///
+/// # Panics
+///
+/// If `/proc/self/fd` cannot be listed.
+pub fn open_fds() -> usize {
+    // The directory's own fd, open while it is listed, is not counted.
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count() - 1
+}
+
+/// Children of this process that exited but were not reaped.
+pub fn zombies() -> Vec<u32> {
+    children_of(std::process::id())
+        .into_iter()
+        .filter(|&pid| has_exited(pid))
+        .collect()
+}

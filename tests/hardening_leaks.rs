@@ -10,35 +10,13 @@
 use std::time::{Duration, Instant};
 
 use aiomp::{Pool, StartMethod, remote};
+use aiomp_suite::{open_fds, vm_rss_kib, zombies};
 
 const TASKS: u64 = 50_000;
 
 #[remote]
 async fn bump(x: u64) -> u64 {
     x + 1
-}
-
-/// This process's resident memory in KiB, from `/proc/self/status`.
-fn vm_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
-
-/// This process's open file descriptors (not counting the listing's own).
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
-}
-
-/// Children of this process that exited but were not reaped.
-fn zombies() -> Vec<u32> {
-    aiomp_suite::children_of(std::process::id())
-        .into_iter()
-        .filter(|&pid| aiomp_suite::has_exited(pid))
-        .collect()
 }
 
 async fn soak(method: StartMethod) {
