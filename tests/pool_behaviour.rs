@@ -894,3 +894,27 @@ each_start_method! {
         .await;
     }
 }
+
+each_start_method! {
+    /// Switching to `unordered()` part-way keeps every index: results already
+    /// read from a finished chunk come first, with their input indices, even
+    /// when that chunk was the last one (32 calls on one worker travel in
+    /// chunks of 4; 29 are read in order, 3 stay buffered).
+    async fn unordered_after_ordered_reads_keeps_indices(method) {
+        within(async {
+            let pool = Pool::builder().start_method(method).processes(1).build().await.unwrap();
+            let mut results = pool.map(double, 0..32u64);
+            for expected in 0..29u64 {
+                assert_eq!(results.next().await.unwrap().unwrap(), expected * 2);
+            }
+            let mut rest: Vec<(usize, u64)> = Vec::new();
+            let mut unordered = results.unordered();
+            while let Some((index, result)) = unordered.next().await {
+                rest.push((index, result.unwrap()));
+            }
+            rest.sort_unstable();
+            assert_eq!(rest, [(29, 58), (30, 60), (31, 62)]);
+        })
+        .await;
+    }
+}

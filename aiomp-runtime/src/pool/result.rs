@@ -126,9 +126,15 @@ impl Submitter {
         }
     }
 
-    fn failed(shared: Arc<Shared>, error: Error) -> Self {
+    /// A submitter with nothing to submit.
+    fn inert(shared: Arc<Shared>) -> Self {
         let mut submitter = Submitter::new(shared, 0, 1, Vec::new(), Box::new(std::iter::empty()));
         submitter.calls = None;
+        submitter
+    }
+
+    fn failed(shared: Arc<Shared>, error: Error) -> Self {
+        let mut submitter = Submitter::inert(shared);
         submitter.failed = Some(error);
         submitter
     }
@@ -287,6 +293,8 @@ pub struct PoolResult<R> {
     ready: VecDeque<Encoded>,
     /// Calls submitted and not yet yielded.
     outstanding: usize,
+    /// Results yielded so far: the input index of the next one.
+    yielded: usize,
     _output: PhantomData<fn() -> R>,
 }
 
@@ -320,6 +328,7 @@ impl<R> PoolResult<R> {
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             outstanding: 0,
+            yielded: 0,
             _output: PhantomData,
         }
     }
@@ -348,8 +357,7 @@ impl<R> PoolResult<R> {
     /// The results as they complete, each with its input index.
     pub fn unordered(mut self) -> Unordered<R> {
         let shared = Arc::clone(&self.submitter.shared);
-        let submitter = std::mem::replace(&mut self.submitter, Submitter::failed(shared, Error::Timeout));
-        self.submitter.failed = None;
+        let submitter = std::mem::replace(&mut self.submitter, Submitter::inert(shared));
         let mut unordered = Unordered {
             submitter,
             running: FuturesUnordered::new(),
@@ -357,10 +365,8 @@ impl<R> PoolResult<R> {
             outstanding: self.outstanding,
             _output: PhantomData,
         };
-        let first = self.pending.front().map_or(0, |b| match b {
-            Batch::Task { first, .. } => *first,
-            Batch::Failed { index, .. } => *index,
-        }) - self.ready.len();
+        // Results already read from finished tasks: the next ones in input order.
+        let first = self.yielded;
         unordered
             .ready
             .extend(self.ready.drain(..).enumerate().map(|(i, r)| (first + i, r)));
@@ -407,6 +413,7 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
         loop {
             if let Some(result) = this.ready.pop_front() {
                 this.outstanding -= 1;
+                this.yielded += 1;
                 return Poll::Ready(Some(this.submitter.decode(result)));
             }
             let Some(front) = this.pending.front_mut() else {
