@@ -11,7 +11,7 @@
 //! (`--tasks N` sets the count). `tests/hardening_leaks.rs` runs the same
 //! check with 50,000 tasks in the test suite.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aiomp::{Pool, remote};
 use aiomp_suite::{open_fds, vm_rss_kib, zombies};
@@ -61,12 +61,7 @@ async fn main() -> aiomp::Result<()> {
     let elapsed = started.elapsed();
 
     // Let the last recycled worker finish exiting and be reaped.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while (pool.worker_pids().len() != 2 || open_fds() > fds_start || !zombies().is_empty())
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    aiomp_suite::settle(&pool, 2, fds_start).await;
     let (rss_end, fds_end, left) = (vm_rss_kib(), open_fds(), zombies());
     let stats = pool.stats();
     println!(

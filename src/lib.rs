@@ -95,3 +95,15 @@ pub fn zombies() -> Vec<u32> {
         .filter(|&pid| has_exited(pid))
         .collect()
 }
+
+/// After a run with `max_tasks_per_child`, waits (at most 10 s) until the
+/// last recycled worker has exited and been reaped: `workers` live workers,
+/// no more open fds than `fds_before`, and no zombie.
+pub async fn settle(pool: &aiomp::Pool, workers: usize, fds_before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (pool.worker_pids().len() != workers || open_fds() > fds_before || !zombies().is_empty())
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

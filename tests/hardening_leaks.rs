@@ -44,12 +44,7 @@ async fn soak(method: StartMethod) {
     let elapsed = started.elapsed();
 
     // The last recycled worker may still be exiting: give it a bounded while.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while (pool.worker_pids().len() != 2 || open_fds() > fds_start || !zombies().is_empty())
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    aiomp_suite::settle(&pool, 2, fds_start).await;
     let (rss_end, fds_end, left) = (vm_rss_kib(), open_fds(), zombies());
     let stats = pool.stats();
     eprintln!(

@@ -265,7 +265,7 @@ impl Serve {
         let writer = tokio::spawn(write_replies(writer, self.settings.max_frame, outbox));
 
         if let Some(initializer) = self.settings.initializer.take() {
-            if let Err(error) = run_call(self.registry, initializer, self.pid).await {
+            if let Err(error) = run_call(self.registry, initializer).await {
                 let _ = replies.send(Reply::InitFailed(error.into_remote(self.pid, "initializer")));
                 drop(replies);
                 let _ = writer.await;
@@ -408,15 +408,13 @@ impl CallContext {
             handler,
             max_result,
         } = self;
-        let result = run_call(registry, Call { function, args }, pid)
-            .await
-            .and_then(|bytes| {
-                if bytes.len() > max_result {
-                    Err(CallError::TooLarge(bytes.len(), max_result))
-                } else {
-                    Ok(bytes)
-                }
-            });
+        let result = run_call(registry, Call { function, args }).await.and_then(|bytes| {
+            if bytes.len() > max_result {
+                Err(CallError::TooLarge(bytes.len(), max_result))
+            } else {
+                Ok(bytes)
+            }
+        });
         if let (Err(error), Some(handler)) = (&result, handler) {
             let report = error.clone().into_remote(pid, registry.id(function).unwrap_or("?"));
             if let Ok(args) = codec::encode(&(report,)) {
@@ -426,7 +424,6 @@ impl CallContext {
                         function: handler,
                         args,
                     },
-                    pid,
                 )
                 .await;
             }
@@ -490,7 +487,7 @@ impl CallError {
     }
 }
 
-async fn run_call(registry: &'static Registry, call: Call, _pid: u32) -> Result<Vec<u8>, CallError> {
+async fn run_call(registry: &'static Registry, call: Call) -> Result<Vec<u8>, CallError> {
     let invoker = registry
         .invoker(call.function)
         .ok_or(CallError::Unknown(call.function))?;

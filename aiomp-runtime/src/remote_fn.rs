@@ -96,10 +96,10 @@ pub(crate) fn encode_args<Args: Serialize>(function: FunctionIndex, args: &Args)
 
 /// The stable ID of the function at `index`, for error messages.
 pub(crate) fn function_id(index: FunctionIndex) -> String {
-    Registry::get()
-        .ok()
-        .and_then(|r| r.id(index))
-        .map_or_else(|| format!("#{index}"), str::to_owned)
+    match function_name(index) {
+        "" => format!("#{index}"),
+        name => name.to_owned(),
+    }
 }
 
 /// Encodes a call of the function at `function` with `args`.
