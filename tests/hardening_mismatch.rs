@@ -76,7 +76,8 @@ mod wire {
     pub(crate) struct Task {
         pub(crate) id: u64,
         pub(crate) function: u32,
-        pub(crate) args: Vec<Vec<u8>>,
+        pub(crate) concurrency: u32,
+        pub(crate) args_len: u32,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,7 +98,8 @@ mod wire {
     #[derive(Debug, Clone, Serialize, Deserialize)]
     pub(crate) struct Outcome {
         pub(crate) id: u64,
-        pub(crate) results: Vec<Result<Vec<u8>, TaskError>>,
+        pub(crate) failed: u32,
+        pub(crate) results_len: u32,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,7 +158,13 @@ impl FakeParent {
     }
 
     fn send<T: serde::Serialize>(&mut self, message: &T) {
-        let frame = postcard::to_stdvec(message).unwrap();
+        self.send_with_payload(message, &[]);
+    }
+
+    /// Sends a frame: the message, then `payload`.
+    fn send_with_payload<T: serde::Serialize>(&mut self, message: &T, payload: &[u8]) {
+        let mut frame = postcard::to_stdvec(message).unwrap();
+        frame.extend_from_slice(payload);
         self.channel
             .write_all(&u32::try_from(frame.len()).unwrap().to_be_bytes())
             .unwrap();
@@ -164,6 +172,13 @@ impl FakeParent {
     }
 
     fn recv<T: serde::de::DeserializeOwned>(&mut self) -> T {
+        let (message, payload) = self.recv_with_payload();
+        assert!(payload.is_empty(), "{} trailing bytes after the message", payload.len());
+        message
+    }
+
+    /// Reads a frame: the message, and the payload after it.
+    fn recv_with_payload<T: serde::de::DeserializeOwned>(&mut self) -> (T, Vec<u8>) {
         let mut prefix = [0; 4];
         self.channel
             .read_exact(&mut prefix)
@@ -171,8 +186,7 @@ impl FakeParent {
         let mut frame = vec![0; u32::from_be_bytes(prefix) as usize];
         self.channel.read_exact(&mut frame).unwrap();
         let (message, rest) = postcard::take_from_bytes(&frame).unwrap();
-        assert!(rest.is_empty(), "{} trailing bytes after the message", rest.len());
-        message
+        (message, rest.to_vec())
     }
 
     /// Sends a Hello carrying `fingerprint`, and returns the child's Welcome.
@@ -190,17 +204,49 @@ impl FakeParent {
         self.recv()
     }
 
-    /// Runs one task and returns its results.
-    fn run(&mut self, task: Task) -> Vec<Result<Vec<u8>, TaskError>> {
-        let id = task.id;
-        self.send(&Request::Tasks(vec![task]));
-        let Reply::Outcomes(mut outcomes) = self.recv() else {
+    /// Runs one task of `function`, a call per argument tuple, and returns
+    /// its results in call order. The chunk layout (aiomp-runtime's chunk.rs)
+    /// is written and read here independently: `(u32 len | args)` per call;
+    /// `(u32 index | u8 tag | u32 len | bytes)` per result, 0 for a value.
+    fn run(&mut self, id: u64, function: u32, calls: &[Vec<u8>]) -> Vec<Result<Vec<u8>, TaskError>> {
+        let mut payload = Vec::new();
+        for args in calls {
+            payload.extend_from_slice(&u32::try_from(args.len()).unwrap().to_le_bytes());
+            payload.extend_from_slice(args);
+        }
+        let task = Task {
+            id,
+            function,
+            concurrency: 1,
+            args_len: u32::try_from(payload.len()).unwrap(),
+        };
+        self.send_with_payload(&Request::Tasks(vec![task]), &payload);
+        let (Reply::Outcomes(outcomes), results) = self.recv_with_payload() else {
             panic!("expected outcomes");
         };
         assert_eq!(outcomes.len(), 1, "{outcomes:?}");
-        let outcome = outcomes.pop().unwrap();
-        assert_eq!(outcome.id, id);
-        outcome.results
+        assert_eq!(outcomes[0].id, id);
+        assert_eq!(outcomes[0].results_len as usize, results.len());
+        let mut by_index: Vec<Option<Result<Vec<u8>, TaskError>>> = vec![None; calls.len()];
+        let mut rest = results.as_slice();
+        while !rest.is_empty() {
+            let index = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            let tag = rest[4];
+            let len = u32::from_le_bytes(rest[5..9].try_into().unwrap()) as usize;
+            let bytes = rest[9..9 + len].to_vec();
+            rest = &rest[9 + len..];
+            by_index[index] = Some(if tag == 0 {
+                Ok(bytes)
+            } else {
+                Err(postcard::from_bytes(&bytes).unwrap())
+            });
+        }
+        let failed = by_index.iter().filter(|r| matches!(r, Some(Err(_)))).count();
+        assert_eq!(outcomes[0].failed as usize, failed);
+        by_index
+            .into_iter()
+            .map(|r| r.expect("a result for every call"))
+            .collect()
     }
 
     /// Waits (bounded) for the child to exit; returns its exit code and stderr.
@@ -280,11 +326,7 @@ async fn an_unknown_function_fails_its_task_and_the_worker_keeps_serving() {
     let mut parent = accepted("an_unknown_function_fails_its_task_and_the_worker_keeps_serving");
     let pid = parent.child.id();
 
-    let results = parent.run(Task {
-        id: 1,
-        function: 9999,
-        args: vec![args(21)],
-    });
+    let results = parent.run(1, 9999, &[args(21)]);
     assert_eq!(results.len(), 1, "{results:?}");
     let Err(TaskError::Remote(error)) = &results[0] else {
         panic!("expected a remote error, got {results:?}");
@@ -294,17 +336,9 @@ async fn an_unknown_function_fails_its_task_and_the_worker_keeps_serving() {
     assert_eq!(error.pid, pid);
 
     // The worker still serves: one call, then a chunk of three.
-    let results = parent.run(Task {
-        id: 2,
-        function: 0,
-        args: vec![args(21)],
-    });
+    let results = parent.run(2, 0, &[args(21)]);
     assert_eq!(results.iter().map(value).collect::<Vec<_>>(), [42]);
-    let results = parent.run(Task {
-        id: 3,
-        function: 0,
-        args: vec![args(1), args(2), args(3)],
-    });
+    let results = parent.run(3, 0, &[args(1), args(2), args(3)]);
     assert_eq!(results.iter().map(value).collect::<Vec<_>>(), [2, 4, 6]);
 
     parent.send(&Request::Drain);
@@ -318,11 +352,7 @@ async fn an_unknown_function_fails_its_task_and_the_worker_keeps_serving() {
 #[aiomp::test]
 async fn a_drained_worker_whose_tasks_all_succeeded_exits_0() {
     let mut parent = accepted("a_drained_worker_whose_tasks_all_succeeded_exits_0");
-    let results = parent.run(Task {
-        id: 7,
-        function: 0,
-        args: vec![args(50)],
-    });
+    let results = parent.run(7, 0, &[args(50)]);
     assert_eq!(results.iter().map(value).collect::<Vec<_>>(), [100]);
     parent.send(&Request::Drain);
     // The child closes its end once drained.

@@ -13,10 +13,9 @@
 //!             ::core::concat!(::core::module_path!(), "::", "add"),
 //!             "(u64, u64) -> u64",
 //!             || ::aiomp::__private::type_id_of(&add),
-//!             |args: ::aiomp::__private::Bytes| ::aiomp::__private::invoke_async(
-//!                 args,
-//!                 |(arg0, arg1,): (u64, u64,)| add(arg0, arg1),
-//!             ),
+//!             |args: &[u8], cx: &mut ::aiomp::__private::Context<'_>, out: &mut ::aiomp::__private::Bytes| {
+//!                 ::aiomp::__private::invoke_async(args, cx, out, |(arg0, arg1,): (u64, u64,)| add(arg0, arg1))
+//!             },
 //!         )
 //!     }
 //! };
@@ -124,6 +123,8 @@ fn registration(func: &ItemFn, args: &RemoteArgs) -> TokenStream {
         .map(|i| Ident::new(&format!("arg{i}"), Span::mixed_site()))
         .collect();
     let bytes = Ident::new("args", Span::mixed_site());
+    let cx = Ident::new("cx", Span::mixed_site());
+    let out = Ident::new("out", Span::mixed_site());
     let invoke = if sig.asyncness.is_some() {
         quote!(invoke_async)
     } else {
@@ -134,6 +135,8 @@ fn registration(func: &ItemFn, args: &RemoteArgs) -> TokenStream {
     let call = quote! {
         #private::#invoke(
             #bytes,
+            #cx,
+            #out,
             |(#(#bindings,)*): (#(#arg_types,)*)| #name(#(#bindings),*),
         )
     };
@@ -152,7 +155,7 @@ fn registration(func: &ItemFn, args: &RemoteArgs) -> TokenStream {
                     #id,
                     #signature,
                     || #private::type_id_of(&#name),
-                    |#bytes: #private::Bytes| #call,
+                    |#bytes: &[u8], #cx: &mut #private::Context<'_>, #out: &mut #private::Bytes| #call,
                 )
             }
         };

@@ -6,25 +6,28 @@
 //! or when the parent's end of the channel closes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::chunk::{ArgsReader, ResultsWriter};
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token, serve_fork_requests};
 use crate::panic::{self, PanicReport};
-use crate::protocol::{
-    Call, CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, Task, TaskError, Welcome,
-};
-use crate::registry::{FunctionIndex, InvokeError, Registry};
+use crate::protocol::{CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, Task, TaskError, Welcome};
+use crate::registry::{FunctionIndex, InvokeError, Invoker, Registry, Started};
 use crate::sys;
 use crate::transport::{self, ChannelError, FrameWriter};
 
@@ -227,8 +230,14 @@ fn build_runtime(flavor: RuntimeFlavor) -> std::io::Result<tokio::runtime::Runti
     }
 }
 
-/// A task's ID and its calls' encoded results, as its tokio task returns them.
-type Finished = (u64, Vec<Result<Vec<u8>, TaskError>>);
+/// A task's ID and its calls' results, as its tokio task returns them.
+type Finished = (u64, ResultsWriter);
+
+/// A message for the parent, with the payload that follows it.
+enum Outgoing {
+    Reply(Reply),
+    Outcome(Outcome, Bytes),
+}
 
 /// The state of one worker's task loop.
 struct Serve {
@@ -237,7 +246,7 @@ struct Serve {
     pid: u32,
     tasks: JoinSet<Finished>,
     /// Each running task's abort handle and number of calls.
-    running: HashMap<u64, (AbortHandle, usize)>,
+    running: HashMap<u64, (AbortHandle, u32)>,
     by_task: HashMap<tokio::task::Id, u64>,
     any_failed: bool,
 }
@@ -265,14 +274,15 @@ impl Serve {
         let writer = tokio::spawn(write_replies(writer, self.settings.max_frame, outbox));
 
         if let Some(initializer) = self.settings.initializer.take() {
-            if let Err(error) = run_call(self.registry, initializer).await {
-                let _ = replies.send(Reply::InitFailed(error.into_remote(self.pid, "initializer")));
+            if let Err(error) = run_call(self.registry, initializer.function, &initializer.args).await {
+                let report = error.into_remote(self.pid, "initializer");
+                let _ = replies.send(Outgoing::Reply(Reply::InitFailed(report)));
                 drop(replies);
                 let _ = writer.await;
                 return 1;
             }
         }
-        let _ = replies.send(Reply::Ready);
+        let _ = replies.send(Outgoing::Reply(Reply::Ready));
 
         let mut draining = false;
         let mut parent_gone = false;
@@ -281,21 +291,27 @@ impl Serve {
                 break;
             }
             tokio::select! {
-                request = reader.recv::<Request>(), if !parent_gone => match request {
-                    Ok(Request::Tasks(tasks)) => {
-                        for task in tasks {
-                            self.start(task);
+                request = reader.recv_with_payload::<Request>(), if !parent_gone => {
+                    let handled = match request {
+                        Ok((Request::Tasks(tasks), payload)) => self.start_all(&tasks, &payload),
+                        Ok((_, payload)) if !payload.is_empty() => {
+                            Err(ChannelError::Malformed(postcard::Error::DeserializeBadEncoding))
                         }
-                    }
-                    Ok(Request::Cancel(ids)) => {
-                        for id in ids {
-                            if let Some((handle, _)) = self.running.get(&id) {
-                                handle.abort();
+                        Ok((Request::Cancel(ids), _)) => {
+                            for id in ids {
+                                if let Some((handle, _)) = self.running.get(&id) {
+                                    handle.abort();
+                                }
                             }
+                            Ok(())
                         }
-                    }
-                    Ok(Request::Drain) => draining = true,
-                    Err(error) => {
+                        Ok((Request::Drain, _)) => {
+                            draining = true;
+                            Ok(())
+                        }
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = handled {
                         if let ChannelError::Malformed(_) | ChannelError::Io(_) = error {
                             eprintln!("aiomp worker {}: channel to the parent failed: {error}", self.pid);
                         }
@@ -307,8 +323,8 @@ impl Serve {
                     }
                 },
                 Some(done) = self.tasks.join_next_with_id() => {
-                    let outcome = self.finish(done);
-                    let _ = replies.send(Reply::Outcomes(vec![outcome]));
+                    let (outcome, results) = self.finish(done);
+                    let _ = replies.send(Outgoing::Outcome(outcome, results));
                 }
             }
         }
@@ -317,7 +333,29 @@ impl Serve {
         i32::from(self.any_failed)
     }
 
-    fn start(&mut self, task: Task) {
+    /// Starts every task of a request, whose argument buffers lie one after
+    /// the other in `payload`. Nothing starts unless all of it is well formed.
+    fn start_all(&mut self, tasks: &[Task], payload: &Bytes) -> Result<(), ChannelError> {
+        let malformed = || ChannelError::Malformed(postcard::Error::DeserializeBadEncoding);
+        let mut offset = 0usize;
+        let mut checked = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let end = offset.checked_add(task.args_len as usize).ok_or_else(malformed)?;
+            let args = payload.get(offset..end).ok_or_else(malformed)?;
+            let calls = ArgsReader::count(args).map_err(|_| malformed())?;
+            checked.push((task, payload.slice(offset..end), calls));
+            offset = end;
+        }
+        if offset != payload.len() {
+            return Err(malformed());
+        }
+        for (task, args, calls) in checked {
+            self.start(task, args, calls);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, task: &Task, args: Bytes, calls: usize) {
         let call = CallContext {
             registry: self.registry,
             function: task.function,
@@ -325,16 +363,20 @@ impl Serve {
             handler: self.settings.exception_handler,
             max_result: self.settings.max_frame.saturating_sub(FRAME_OVERHEAD),
         };
-        let calls = task.args.len();
         let id = task.id;
-        let handle = self.tasks.spawn(async move { (id, call.run_all(task.args).await) });
+        let concurrency = (task.concurrency as usize).max(1);
+        let handle = self
+            .tasks
+            .spawn(async move { (id, ChunkRun::new(call, args, concurrency, calls).await) });
         self.by_task.insert(handle.id(), id);
-        self.running.insert(id, (handle, calls));
+        // A chunk never holds more than u32::MAX calls: its buffer is under 4 GiB and each call takes 4 bytes.
+        #[allow(clippy::cast_possible_truncation)]
+        self.running.insert(id, (handle, calls as u32));
     }
 
-    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> Outcome {
-        let (task_id, outcome) = match done {
-            Ok((task_id, (id, results))) => (task_id, Outcome { id, results }),
+    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> (Outcome, Bytes) {
+        let (task_id, id, results) = match done {
+            Ok((task_id, (id, results))) => (task_id, id, results),
             Err(join_error) => {
                 let id = self.by_task.get(&join_error.id()).copied().unwrap_or(u64::MAX);
                 let calls = self.running.get(&id).map_or(1, |(_, calls)| *calls);
@@ -343,22 +385,34 @@ impl Serve {
                 } else {
                     "the task's wrapper panicked"
                 };
-                let error = RemoteError {
+                let error = TaskError::Remote(RemoteError {
                     kind: RemoteErrorKind::Cancelled,
                     message: message.to_owned(),
                     location: None,
                     function: String::new(),
                     pid: self.pid,
                     backtrace: None,
-                };
-                let results = (0..calls).map(|_| Err(TaskError::Remote(error.clone()))).collect();
-                (join_error.id(), Outcome { id, results })
+                });
+                let mut results = ResultsWriter::default();
+                for index in 0..calls {
+                    results.push_failed(index, &error);
+                }
+                (join_error.id(), id, results)
             }
         };
         self.by_task.remove(&task_id);
-        self.running.remove(&outcome.id);
-        self.any_failed |= outcome.results.iter().any(Result::is_err);
-        outcome
+        self.running.remove(&id);
+        self.any_failed |= results.failed() > 0;
+        let failed = results.failed();
+        let results = results.into_bytes();
+        // Under 4 GiB: results over the frame limit are refused call by call.
+        #[allow(clippy::cast_possible_truncation)]
+        let outcome = Outcome {
+            id,
+            failed,
+            results_len: results.len() as u32,
+        };
+        (outcome, Bytes::from(results))
     }
 }
 
@@ -372,63 +426,173 @@ struct CallContext {
     max_result: usize,
 }
 
-impl CallContext {
-    /// Runs every call of a task, concurrently, and returns their results in
-    /// order. A call that completes at its first poll (any plain `fn`, and an
-    /// `async fn` that never waits) costs no extra task or allocation beyond
-    /// its own future: only those that wait are gathered to run together.
-    async fn run_all(self, args: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, TaskError>> {
-        if args.len() == 1 {
-            let args = args.into_iter().next().expect("one");
-            return vec![self.run_one(args).await];
+/// Calls a chunk starts in one poll before it lets the worker's other tasks run.
+const CALLS_PER_POLL: usize = 1024;
+
+/// A call that waited at its first poll, on its way to completion.
+type Waiting = Pin<Box<dyn Future<Output = (u32, Result<Vec<u8>, CallError>)> + Send>>;
+
+/// Runs every call of a task, at most `concurrency` at a time, writing each
+/// result as it completes. A call that completes at its first poll (any
+/// plain `fn`, and an `async fn` that never waits) costs one allocation at
+/// most (its boxed future) and writes its value straight into the results.
+struct ChunkRun {
+    call: CallContext,
+    invoker: Option<Invoker>,
+    args: Bytes,
+    /// How far into `args` the calls have been started.
+    offset: usize,
+    next_index: u32,
+    concurrency: usize,
+    waiting: FuturesUnordered<Waiting>,
+    /// Exception-handler calls for failed calls: the task ends after them.
+    handlers: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    results: ResultsWriter,
+}
+
+impl ChunkRun {
+    fn new(call: CallContext, args: Bytes, concurrency: usize, calls: usize) -> ChunkRun {
+        // Most results are about as long as their arguments: one reservation up front.
+        let results = ResultsWriter::with_capacity(args.len() + calls * 16);
+        ChunkRun {
+            invoker: call.registry.invoker(call.function),
+            call,
+            args,
+            offset: 0,
+            next_index: 0,
+            concurrency,
+            waiting: FuturesUnordered::new(),
+            handlers: FuturesUnordered::new(),
+            results,
         }
-        let mut results: Vec<Option<Result<Vec<u8>, TaskError>>> = Vec::with_capacity(args.len());
-        let mut waiting = FuturesUnordered::new();
-        for (index, args) in args.into_iter().enumerate() {
-            let mut call = Box::pin(self.run_one(args));
-            if let Some(result) = (&mut call).now_or_never() {
-                results.push(Some(result));
-            } else {
-                results.push(None);
-                waiting.push(async move { (index, call.await) });
-            }
-        }
-        while let Some((index, result)) = waiting.next().await {
-            results[index] = Some(result);
-        }
-        results.into_iter().map(|r| r.expect("every call completed")).collect()
     }
 
-    /// Runs one call; a failure also goes to the exception handler.
-    async fn run_one(self, args: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+    /// The next call's index and where its arguments lie in `args` (checked
+    /// well formed when the task arrived).
+    fn next_args(&mut self, args: &[u8]) -> Option<(u32, std::ops::Range<usize>)> {
+        let mut reader = ArgsReader::new(&args[self.offset..]);
+        let call = reader.next_call()?.ok()?;
+        let start = call.as_ptr() as usize - args.as_ptr() as usize;
+        self.offset = start + call.len();
+        let index = self.next_index;
+        self.next_index += 1;
+        Some((index, start..self.offset))
+    }
+
+    fn start_call(&mut self, index: u32, args: &[u8], cx: &mut Context<'_>) {
+        let Some(invoker) = self.invoker else {
+            self.record(index, Err(CallError::Unknown(self.call.function)));
+            return;
+        };
+        let mark = self.results.begin(index);
+        match panic::catch_in_task(|| invoker(args, cx, self.results.out())) {
+            Ok(Started::Done(Ok(()))) => {
+                let written = self.results.written(mark);
+                if written > self.call.max_result {
+                    self.results.abandon(mark);
+                    self.record(index, Err(CallError::TooLarge(written, self.call.max_result)));
+                } else {
+                    self.results.finish(mark);
+                }
+            }
+            Ok(Started::Done(Err(error))) => {
+                self.results.abandon(mark);
+                self.record(index, Err(CallError::from(error)));
+            }
+            Ok(Started::Pending(rest)) => {
+                self.results.abandon(mark);
+                self.waiting.push(Box::pin(async move {
+                    let result = match panic::catch(rest).await {
+                        Ok(result) => result.map_err(CallError::from),
+                        Err(report) => Err(CallError::Panic(report)),
+                    };
+                    (index, result)
+                }));
+            }
+            Err(report) => {
+                self.results.abandon(mark);
+                self.record(index, Err(CallError::Panic(report)));
+            }
+        }
+    }
+
+    /// Writes call `index`'s result; a failure also goes to the exception handler.
+    fn record(&mut self, index: u32, result: Result<Vec<u8>, CallError>) {
         let CallContext {
             registry,
             function,
             pid,
             handler,
             max_result,
-        } = self;
-        let result = run_call(registry, Call { function, args }).await.and_then(|bytes| {
+        } = self.call;
+        let result = result.and_then(|bytes| {
             if bytes.len() > max_result {
                 Err(CallError::TooLarge(bytes.len(), max_result))
             } else {
                 Ok(bytes)
             }
         });
-        if let (Err(error), Some(handler)) = (&result, handler) {
-            let report = error.clone().into_remote(pid, registry.id(function).unwrap_or("?"));
-            if let Ok(args) = codec::encode(&(report,)) {
-                let _ = run_call(
-                    registry,
-                    Call {
-                        function: handler,
-                        args,
-                    },
-                )
-                .await;
+        match result {
+            Ok(bytes) => {
+                let mark = self.results.begin(index);
+                self.results.out().extend_from_slice(&bytes);
+                self.results.finish(mark);
+            }
+            Err(error) => {
+                if let Some(handler) = handler {
+                    let report = error.clone().into_remote(pid, registry.id(function).unwrap_or("?"));
+                    if let Ok(args) = codec::encode(&(report,)) {
+                        self.handlers.push(Box::pin(async move {
+                            let _ = run_call(registry, handler, &args).await;
+                        }));
+                    }
+                }
+                let error = error.into_task_error(pid, registry.id(function));
+                self.results.push_failed(index, &error);
             }
         }
-        result.map_err(|e| e.into_task_error(pid, registry.id(function)))
+    }
+}
+
+impl Future for ChunkRun {
+    type Output = ResultsWriter;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ResultsWriter> {
+        let this = self.get_mut();
+        let _in_task = panic::InTaskGuard::enter();
+        let mut budget = CALLS_PER_POLL;
+        loop {
+            let mut progressed = false;
+            // Lent out while calls start, so that each borrows its slice of it.
+            let args = std::mem::take(&mut this.args);
+            while this.waiting.len() < this.concurrency {
+                if budget == 0 {
+                    // Let the worker's other tasks (and its channel) run.
+                    this.args = args;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                let Some((index, range)) = this.next_args(&args) else {
+                    break;
+                };
+                budget -= 1;
+                this.start_call(index, &args[range], cx);
+                progressed = true;
+            }
+            this.args = args;
+            while let Poll::Ready(Some((index, result))) = this.waiting.poll_next_unpin(cx) {
+                this.record(index, result);
+                progressed = true;
+            }
+            while let Poll::Ready(Some(())) = this.handlers.poll_next_unpin(cx) {}
+            let started_all = this.offset == this.args.len();
+            if started_all && this.waiting.is_empty() && this.handlers.is_empty() {
+                return Poll::Ready(std::mem::take(&mut this.results));
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
     }
 }
 
@@ -439,6 +603,15 @@ enum CallError {
     Codec(CodecAction, postcard::Error),
     Panic(PanicReport),
     TooLarge(usize, usize),
+}
+
+impl From<InvokeError> for CallError {
+    fn from(error: InvokeError) -> CallError {
+        match error {
+            InvokeError::DecodeArguments(e) => CallError::Codec(CodecAction::DecodeArguments, e),
+            InvokeError::EncodeResult(e) => CallError::Codec(CodecAction::EncodeResult, e),
+        }
+    }
 }
 
 impl CallError {
@@ -487,14 +660,17 @@ impl CallError {
     }
 }
 
-async fn run_call(registry: &'static Registry, call: Call) -> Result<Vec<u8>, CallError> {
-    let invoker = registry
-        .invoker(call.function)
-        .ok_or(CallError::Unknown(call.function))?;
-    match panic::catch(async move { invoker(call.args).await }).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(InvokeError::DecodeArguments(e))) => Err(CallError::Codec(CodecAction::DecodeArguments, e)),
-        Ok(Err(InvokeError::EncodeResult(e))) => Err(CallError::Codec(CodecAction::EncodeResult, e)),
+/// Runs one call of `function` to completion (the initializer, an exception handler).
+async fn run_call(registry: &'static Registry, function: FunctionIndex, args: &[u8]) -> Result<Vec<u8>, CallError> {
+    let invoker = registry.invoker(function).ok_or(CallError::Unknown(function))?;
+    let mut out = Vec::new();
+    let started = std::future::poll_fn(|cx| Poll::Ready(panic::catch_now(|| invoker(args, cx, &mut out)))).await;
+    match started {
+        Ok(Started::Done(result)) => result.map(|()| out).map_err(CallError::from),
+        Ok(Started::Pending(rest)) => match panic::catch(rest).await {
+            Ok(result) => result.map_err(CallError::from),
+            Err(report) => Err(CallError::Panic(report)),
+        },
         Err(report) => Err(CallError::Panic(report)),
     }
 }
@@ -505,44 +681,37 @@ const FRAME_OVERHEAD: usize = 1024;
 /// Writes replies as they come, merging the outcomes that queued up meanwhile
 /// into one frame (bounded by the frame limit): under load, many outcomes
 /// share one write.
-async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mpsc::UnboundedReceiver<Reply>) {
+async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
+    let limit = max_frame.saturating_sub(FRAME_OVERHEAD);
     let mut batch = Vec::new();
     while outbox.recv_many(&mut batch, 1024).await > 0 {
         let mut outcomes = Vec::new();
+        let mut payload = Vec::new();
         let mut size = 0;
-        for reply in batch.drain(..) {
-            let ready = match reply {
-                Reply::Outcomes(more) => {
-                    let mut full = None;
-                    for outcome in more {
-                        let len: usize = outcome
-                            .results
-                            .iter()
-                            .map(|r| r.as_ref().map_or(FRAME_OVERHEAD, |bytes| bytes.len() + 16))
-                            .sum();
-                        if size + len > max_frame.saturating_sub(FRAME_OVERHEAD) && !outcomes.is_empty() {
-                            full = Some(Reply::Outcomes(std::mem::take(&mut outcomes)));
-                            size = 0;
-                        }
-                        size += len;
-                        outcomes.push(outcome);
-                        if let Some(reply) = full.take() {
-                            if writer.feed(&reply).await.is_err() {
-                                return;
-                            }
-                        }
+        for message in batch.drain(..) {
+            let fed = match message {
+                Outgoing::Outcome(outcome, results) => {
+                    let len = results.len() + 32;
+                    let mut fed = Ok(());
+                    if size + len > limit && !outcomes.is_empty() {
+                        fed = writer.feed_with_payload(
+                            &Reply::Outcomes(std::mem::take(&mut outcomes)),
+                            std::mem::take(&mut payload),
+                        );
+                        size = 0;
                     }
-                    None
+                    size += len;
+                    outcomes.push(outcome);
+                    payload.push(results);
+                    fed
                 }
-                other => Some(other),
+                Outgoing::Reply(reply) => writer.feed(&reply),
             };
-            if let Some(reply) = ready {
-                if writer.feed(&reply).await.is_err() {
-                    return;
-                }
+            if fed.is_err() {
+                return;
             }
         }
-        if !outcomes.is_empty() && writer.feed(&Reply::Outcomes(outcomes)).await.is_err() {
+        if !outcomes.is_empty() && writer.feed_with_payload(&Reply::Outcomes(outcomes), payload).is_err() {
             return;
         }
         if writer.flush().await.is_err() {

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::FramedRead;
 
+use crate::chunk::{ArgsReader, ResultsWriter, push_args, read_results};
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::protocol::{
@@ -199,11 +200,15 @@ fn welcome() -> impl Strategy<Value = Welcome> {
 }
 
 fn request() -> impl Strategy<Value = Request> {
-    let task = (any::<u64>(), any::<u32>(), vec(vec(any::<u8>(), 0..24), 0..4)).prop_map(|(id, function, args)| Task {
-        id,
-        function,
-        args,
-    });
+    let task =
+        (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(id, function, concurrency, args_len)| {
+            Task {
+                id,
+                function,
+                concurrency,
+                args_len,
+            }
+        });
     prop_oneof![
         vec(task, 0..6).prop_map(Request::Tasks),
         vec(any::<u64>(), 0..6).prop_map(Request::Cancel),
@@ -236,7 +241,7 @@ fn remote_error() -> impl Strategy<Value = RemoteError> {
         })
 }
 
-fn reply() -> impl Strategy<Value = Reply> {
+fn task_error() -> impl Strategy<Value = TaskError> {
     let codec_error = (
         prop::sample::select(vec![CodecAction::DecodeArguments, CodecAction::EncodeResult]),
         prop::sample::select(vec![
@@ -248,9 +253,15 @@ fn reply() -> impl Strategy<Value = Reply> {
         ]),
     )
         .prop_map(|(action, error)| TaskError::Codec { action, error });
-    let task_error = prop_oneof![remote_error().prop_map(TaskError::Remote), codec_error];
-    let result = proptest::result::maybe_ok(vec(any::<u8>(), 0..48), task_error);
-    let outcome = (any::<u64>(), vec(result, 0..4)).prop_map(|(id, results)| Outcome { id, results });
+    prop_oneof![remote_error().prop_map(TaskError::Remote), codec_error]
+}
+
+fn reply() -> impl Strategy<Value = Reply> {
+    let outcome = (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(id, failed, results_len)| Outcome {
+        id,
+        failed,
+        results_len,
+    });
     prop_oneof![
         Just(Reply::Ready),
         remote_error().prop_map(Reply::InitFailed),
@@ -364,6 +375,103 @@ proptest! {
         // received: postcard accepts over-long varints, e.g. `80 00` for 0.)
         if let Ok(again) = message.round_trip(&corrupted) {
             prop_assert_eq!(message.round_trip(&again), Ok(again));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The chunk buffers inside frames: arguments and results.
+
+/// One call of a chunk: its argument bytes, and its result (a value or a failure).
+type ChunkCall = (Vec<u8>, Result<Vec<u8>, TaskError>);
+
+/// A chunk's calls.
+fn chunk_calls() -> impl Strategy<Value = Vec<ChunkCall>> {
+    vec(
+        (
+            vec(any::<u8>(), 0..24),
+            proptest::result::maybe_ok(vec(any::<u8>(), 0..24), task_error()),
+        ),
+        0..8,
+    )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn chunk_readers_survive_arbitrary_bytes(bytes in vec(any::<u8>(), 0..512), calls in 0usize..8) {
+        let (counted, largest) = largest_allocation(|| ArgsReader::count(&bytes));
+        prop_assert_eq!(largest, 0);
+        let mut reader = ArgsReader::new(&bytes);
+        let mut seen = 0;
+        while let Some(call) = reader.next_call() {
+            if call.is_err() {
+                break;
+            }
+            seen += 1;
+        }
+        prop_assert!(counted.is_err() || counted == Ok(seen));
+        // Only the entry table, sized by what the parent sent, not by the bytes.
+        let (_, largest) = largest_allocation(|| read_results(&bytes, calls));
+        prop_assert!(largest <= calls * 16);
+    }
+
+    #[test]
+    fn chunks_round_trip_and_survive_corruption(
+        calls in chunk_calls(),
+        order in any::<prop::sample::Index>(),
+        mutations in vec(mutation(), 1..4),
+    ) {
+        let mut args = Vec::new();
+        for (arg, _) in &calls {
+            push_args(arg, &mut args).unwrap();
+        }
+        let mut reader = ArgsReader::new(&args);
+        for (arg, _) in &calls {
+            let bytes = reader.next_call().unwrap().unwrap();
+            prop_assert_eq!(&postcard::from_bytes::<Vec<u8>>(bytes).unwrap(), arg);
+        }
+        prop_assert!(reader.next_call().is_none());
+
+        // Results are written in completion order: here, rotated.
+        let mut writer = ResultsWriter::default();
+        let n = calls.len();
+        let shift = if n == 0 { 0 } else { order.index(n) };
+        for i in (0..n).map(|i| (i + shift) % n.max(1)) {
+            let index = u32::try_from(i).unwrap();
+            match &calls[i].1 {
+                Ok(value) => {
+                    let mark = writer.begin(index);
+                    writer.out().extend_from_slice(value);
+                    writer.finish(mark);
+                }
+                Err(error) => writer.push_failed(index, error),
+            }
+        }
+        let results = writer.into_bytes();
+        let entries = read_results(&results, n).unwrap();
+        for ((_, expected), entry) in calls.iter().zip(&entries) {
+            let bytes = &results[entry.start as usize..][..entry.len as usize];
+            match expected {
+                Ok(value) => prop_assert!(entry.ok && bytes == value.as_slice()),
+                Err(error) => prop_assert!(
+                    !entry.ok && codec::encode(&codec::decode::<TaskError>(bytes).unwrap()) == codec::encode(error)
+                ),
+            }
+        }
+
+        for buffer in [args, results] {
+            let mut corrupted = buffer.clone();
+            for mutation in &mutations {
+                mutation.apply(&mut corrupted);
+            }
+            let _ = ArgsReader::count(&corrupted);
+            if let Ok(entries) = read_results(&corrupted, n) {
+                for entry in entries {
+                    prop_assert!(entry.start as usize + entry.len as usize <= corrupted.len());
+                }
+            }
         }
     }
 }

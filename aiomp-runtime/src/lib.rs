@@ -4,6 +4,7 @@
 //! Depend on `aiomp`, not on this crate: its API is re-exported and documented there.
 
 mod child;
+mod chunk;
 mod codec;
 mod entry;
 mod error;

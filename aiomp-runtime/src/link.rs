@@ -7,51 +7,92 @@
 //! exit status.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::chunk::read_results;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::launch::{Launched, StartMethod};
 use crate::os_child::OsChild;
 use crate::pool::WorkerStats;
-use crate::protocol::{Hello, Reply, Request, Settings, Task};
+use crate::protocol::{Hello, Outcome, Reply, Request, Settings, Task};
 use crate::registry::{FunctionIndex, Registry};
-use crate::remote_fn::task_error;
+use crate::remote_fn::decode_task_error;
 use crate::transport::{self, ChannelError, FrameReader, FrameWriter};
 
 /// How long a worker may take to exit after its channel closed before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The answer to one task: each call's encoded return value or why it has
-/// none, in argument order; or, when the task as a whole was lost (its worker
-/// died, the pool was terminated), why.
-pub(crate) type Answer = Result<Vec<Result<Vec<u8>, Error>>, Error>;
+/// The answer to one task: its calls' results as the worker sent them; or,
+/// when the task as a whole was lost (its worker died, the pool was
+/// terminated), why.
+pub(crate) type Answer = Result<Results, Error>;
 
-/// A task on its way to a worker: one or more calls of one function. The
-/// task travels under its first call's ID; each call keeps its own, for the
-/// scheduler.
+/// A task's results buffer, laid out as [`chunk`](crate::chunk) describes:
+/// a result per call, each the encoded return value or why there is none.
+#[derive(Debug)]
+pub(crate) struct Results {
+    /// The worker that sent them.
+    pub(crate) pid: u32,
+    pub(crate) bytes: Bytes,
+}
+
+impl Results {
+    /// The only result of a task of one call: its encoded return value, or
+    /// why there is none.
+    pub(crate) fn into_single(self, function: FunctionIndex) -> Result<Vec<u8>, Error> {
+        let malformed = |reason: String| Error::Transport { pid: self.pid, reason };
+        let entries = read_results(&self.bytes, 1).map_err(|e| malformed(e.to_string()))?;
+        let entry = entries[0];
+        let bytes = &self.bytes[entry.start as usize..][..entry.len as usize];
+        if entry.ok {
+            Ok(bytes.to_vec())
+        } else {
+            Err(decode_task_error(function, bytes))
+        }
+    }
+}
+
+/// A task on its way to a worker: one or more calls of one function, whose
+/// arguments lie in one buffer. The task travels under its first call's ID;
+/// each call keeps its own (the range `ids`), for the scheduler.
 #[derive(Debug)]
 pub(crate) struct Job {
-    pub(crate) id: u64,
-    pub(crate) ids: Vec<u64>,
+    pub(crate) ids: Range<u64>,
     /// The worker slots it takes while it runs.
     pub(crate) slots: usize,
+    /// How many of its calls may run at once.
+    pub(crate) concurrency: u32,
     pub(crate) function: FunctionIndex,
-    pub(crate) args: Vec<Vec<u8>>,
+    /// The calls' arguments, laid out as [`chunk`](crate::chunk) describes.
+    pub(crate) args: Bytes,
     pub(crate) reply: oneshot::Sender<Answer>,
+}
+
+impl Job {
+    /// The task's ID: its first call's.
+    pub(crate) fn id(&self) -> u64 {
+        self.ids.start
+    }
+
+    /// How many calls it carries.
+    pub(crate) fn calls(&self) -> u64 {
+        self.ids.end - self.ids.start
+    }
 }
 
 /// A task in flight on a link.
 #[derive(Debug)]
 struct Pending {
-    function: FunctionIndex,
-    /// Each call's task ID, for the scheduler's `complete_task`.
-    ids: Vec<u64>,
+    /// Its calls' task IDs, for the scheduler's `complete_task`.
+    ids: Range<u64>,
     reply: oneshot::Sender<Answer>,
     /// The worker slots it occupies, freed when it completes.
     _slots: Option<OwnedSemaphorePermit>,
@@ -65,7 +106,7 @@ struct InFlight {
 }
 
 /// Called with the IDs of each task's calls as it completes (the pool's scheduler).
-pub(crate) type OnComplete = Arc<dyn Fn(&[u64]) + Send + Sync>;
+pub(crate) type OnComplete = Arc<dyn Fn(Range<u64>) + Send + Sync>;
 
 /// What a new link needs to know.
 #[derive(Clone)]
@@ -96,7 +137,7 @@ pub(crate) struct LinkEnd {
     pub(crate) pid: u32,
     pub(crate) status: ExitStatus,
     /// How many tasks it failed because it ended with them in flight.
-    pub(crate) lost: usize,
+    pub(crate) lost: u64,
     /// Tasks it completed, and tasks that failed (lost ones included).
     pub(crate) completed: u64,
     pub(crate) failed: u64,
@@ -113,7 +154,7 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct Link {
     child: Arc<OsChild>,
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::UnboundedSender<(Request, Vec<Bytes>)>,
     in_flight: Arc<Mutex<InFlight>>,
     counters: Arc<Counters>,
 }
@@ -156,7 +197,7 @@ impl Link {
         let (requests, outbox) = mpsc::unbounded_channel();
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(write_requests(writer, outbox));
+        tokio::spawn(write_requests(writer, config.settings.max_frame, outbox));
         let end = tokio::spawn(read_replies(
             reader,
             Replies {
@@ -193,28 +234,32 @@ impl Link {
             return jobs.into_iter().collect();
         }
         let mut tasks = Vec::new();
+        let mut payload = Vec::new();
         for (job, slot) in jobs {
             if job.reply.is_closed() {
                 continue;
             }
+            // The submitter keeps every buffer under the frame limit, far under 4 GiB.
+            #[allow(clippy::cast_possible_truncation)]
+            tasks.push(Task {
+                id: job.id(),
+                function: job.function,
+                concurrency: job.concurrency,
+                args_len: job.args.len() as u32,
+            });
+            payload.push(job.args);
             in_flight.tasks.insert(
-                job.id,
+                job.ids.start,
                 Pending {
-                    function: job.function,
                     ids: job.ids,
                     reply: job.reply,
                     _slots: slot,
                 },
             );
-            tasks.push(Task {
-                id: job.id,
-                function: job.function,
-                args: job.args,
-            });
         }
         // Sent under the lock, so a cancel for these tasks cannot overtake them.
         if !tasks.is_empty() {
-            let _ = self.requests.send(Request::Tasks(tasks));
+            let _ = self.requests.send((Request::Tasks(tasks), payload));
         }
         Vec::new()
     }
@@ -228,7 +273,7 @@ impl Link {
             .filter(|id| in_flight.tasks.contains_key(id))
             .collect();
         if !held.is_empty() {
-            let _ = self.requests.send(Request::Cancel(held));
+            let _ = self.requests.send((Request::Cancel(held), Vec::new()));
         }
     }
 
@@ -239,8 +284,8 @@ impl Link {
             in_flight: crate::lock(&self.in_flight)
                 .tasks
                 .values()
-                .map(|task| task.ids.len())
-                .sum(),
+                .map(|task| task.ids.end - task.ids.start)
+                .sum::<u64>() as usize,
             completed: self.counters.completed.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
         }
@@ -248,7 +293,7 @@ impl Link {
 
     /// Asks the worker to finish what it holds and exit.
     pub(crate) fn drain(&self) {
-        let _ = self.requests.send(Request::Drain);
+        let _ = self.requests.send((Request::Drain, Vec::new()));
     }
 }
 
@@ -280,27 +325,55 @@ fn ended_while_starting(pid: u32, status: crate::exit::ExitStatus) -> Error {
     }
 }
 
-/// Writes requests as they come, merging queued-up task batches into one frame.
-async fn write_requests(mut writer: FrameWriter, mut outbox: mpsc::UnboundedReceiver<Request>) {
+/// Writes requests as they come, merging queued-up task batches into one
+/// frame (bounded by the frame limit).
+async fn write_requests(
+    mut writer: FrameWriter,
+    max_frame: usize,
+    mut outbox: mpsc::UnboundedReceiver<(Request, Vec<Bytes>)>,
+) {
+    // Room for the message around the argument buffers.
+    let limit = max_frame.saturating_sub(max_frame / 16 + 1024);
     let mut batch = Vec::new();
     while outbox.recv_many(&mut batch, 256).await > 0 {
         let mut tasks = Vec::new();
-        for request in batch.drain(..) {
-            let other = match request {
-                Request::Tasks(mut more) => {
-                    tasks.append(&mut more);
-                    continue;
+        let mut payload = Vec::new();
+        let mut size = 0;
+        for (request, more) in batch.drain(..) {
+            let fed = match request {
+                Request::Tasks(more_tasks) => {
+                    let len: usize = more.iter().map(Bytes::len).sum::<usize>() + 32 * more_tasks.len();
+                    let mut fed = Ok(());
+                    if size + len > limit && !tasks.is_empty() {
+                        fed = writer.feed_with_payload(
+                            &Request::Tasks(std::mem::take(&mut tasks)),
+                            std::mem::take(&mut payload),
+                        );
+                        size = 0;
+                    }
+                    size += len;
+                    tasks.extend(more_tasks);
+                    payload.extend(more);
+                    fed
                 }
-                other => other,
+                other => {
+                    // Tasks queued before it go first: a cancel must not overtake its task.
+                    let mut fed = Ok(());
+                    if !tasks.is_empty() {
+                        fed = writer.feed_with_payload(
+                            &Request::Tasks(std::mem::take(&mut tasks)),
+                            std::mem::take(&mut payload),
+                        );
+                        size = 0;
+                    }
+                    fed.and_then(|()| writer.feed(&other))
+                }
             };
-            if !tasks.is_empty() && writer.feed(&Request::Tasks(std::mem::take(&mut tasks))).await.is_err() {
-                return;
-            }
-            if writer.feed(&other).await.is_err() {
+            if fed.is_err() {
                 return;
             }
         }
-        if !tasks.is_empty() && writer.feed(&Request::Tasks(tasks)).await.is_err() {
+        if !tasks.is_empty() && writer.feed_with_payload(&Request::Tasks(tasks), payload).is_err() {
             return;
         }
         if writer.flush().await.is_err() {
@@ -328,32 +401,28 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
     } = replies;
     let pid = child.pid();
     let failure = loop {
-        match reader.recv::<Reply>().await {
-            Ok(Reply::Outcomes(outcomes)) => {
-                for outcome in outcomes {
+        match reader.recv_with_payload::<Reply>().await {
+            Ok((Reply::Outcomes(outcomes), payload)) => {
+                let Some(results) = split_results(&outcomes, &payload) else {
+                    break Some("malformed frame: its result buffers do not add up to its payload".to_owned());
+                };
+                for (outcome, bytes) in outcomes.iter().zip(results) {
                     let pending = crate::lock(&in_flight).tasks.remove(&outcome.id);
                     let Some(pending) = pending else { continue };
+                    let calls = pending.ids.end - pending.ids.start;
+                    let failed = u64::from(outcome.failed).min(calls);
                     if let Some(on_complete) = &on_complete {
-                        on_complete(&pending.ids);
+                        on_complete(pending.ids);
                     }
-                    let results: Vec<Result<Vec<u8>, Error>> = outcome
-                        .results
-                        .into_iter()
-                        .map(|result| result.map_err(|e| task_error(pending.function, e)))
-                        .collect();
-                    let failed = results.iter().filter(|r| r.is_err()).count() as u64;
-                    counters
-                        .completed
-                        .fetch_add(results.len() as u64 - failed, Ordering::Relaxed);
+                    counters.completed.fetch_add(calls - failed, Ordering::Relaxed);
                     counters.failed.fetch_add(failed, Ordering::Relaxed);
-                    if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
-                        tracing::debug!(pid, task = outcome.id, failed, %error, "aiomp task failed");
+                    if failed > 0 {
+                        tracing::debug!(pid, task = outcome.id, failed, "aiomp task failed");
                     }
-                    let answer = Ok(results);
-                    let _ = pending.reply.send(answer);
+                    let _ = pending.reply.send(Ok(Results { pid, bytes }));
                 }
             }
-            Ok(other) => break Some(format!("unexpected message after the handshake: {other:?}")),
+            Ok((other, _)) => break Some(format!("unexpected message after the handshake: {other:?}")),
             Err(ChannelError::Closed) => break None,
             Err(error) => break Some(error.to_string()),
         }
@@ -374,11 +443,11 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
         in_flight.closed = true;
         std::mem::take(&mut in_flight.tasks)
     };
-    let count: usize = lost.values().map(|pending| pending.ids.len()).sum();
-    counters.failed.fetch_add(count as u64, Ordering::Relaxed);
+    let count: u64 = lost.values().map(|pending| pending.ids.end - pending.ids.start).sum();
+    counters.failed.fetch_add(count, Ordering::Relaxed);
     for pending in lost.into_values() {
         if let Some(on_complete) = &on_complete {
-            on_complete(&pending.ids);
+            on_complete(pending.ids.clone());
         }
         let error = if terminating.load(Ordering::SeqCst) {
             Error::PoolTerminated
@@ -399,4 +468,20 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
         completed: counters.completed.load(Ordering::Relaxed),
         failed: counters.failed.load(Ordering::Relaxed),
     }
+}
+
+/// Each outcome's result buffer, cut from the payload that follows the
+/// outcomes in their frame; `None` unless their lengths add up to it exactly.
+fn split_results(outcomes: &[Outcome], payload: &Bytes) -> Option<Vec<Bytes>> {
+    let mut offset = 0usize;
+    let mut results = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        let end = offset.checked_add(outcome.results_len as usize)?;
+        if end > payload.len() {
+            return None;
+        }
+        results.push(payload.slice(offset..end));
+        offset = end;
+    }
+    (offset == payload.len()).then_some(results)
 }

@@ -57,14 +57,49 @@ pub(crate) async fn catch<F: Future>(future: F) -> Result<F::Output, PanicReport
     AssertUnwindSafe(InTask { inner: future })
         .catch_unwind()
         .await
-        .map_err(|payload| {
-            let (location, backtrace) = LAST.take().unwrap_or_default();
-            PanicReport {
-                message: message(&*payload),
-                location,
-                backtrace,
-            }
-        })
+        .map_err(|payload| report(&*payload))
+}
+
+/// Runs `f` now, turning a panic into a [`PanicReport`].
+pub(crate) fn catch_now<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
+    let _in_task = InTaskGuard::enter();
+    catch_in_task(f)
+}
+
+/// Runs `f` now, under an [`InTaskGuard`] the caller holds, turning a panic
+/// into a [`PanicReport`].
+pub(crate) fn catch_in_task<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| report(&*payload))
+}
+
+/// Marks the thread as running tasks until dropped: the panic hook then
+/// records where a panic happened, for the task's report.
+pub(crate) struct InTaskGuard {
+    /// The flag before: restored on drop, so that guards nest.
+    was_in_task: bool,
+}
+
+impl InTaskGuard {
+    pub(crate) fn enter() -> InTaskGuard {
+        InTaskGuard {
+            was_in_task: IN_TASK.replace(true),
+        }
+    }
+}
+
+impl Drop for InTaskGuard {
+    fn drop(&mut self) {
+        IN_TASK.set(self.was_in_task);
+    }
+}
+
+fn report(payload: &(dyn Any + Send)) -> PanicReport {
+    let (location, backtrace) = LAST.take().unwrap_or_default();
+    PanicReport {
+        message: message(payload),
+        location,
+        backtrace,
+    }
 }
 
 fn message(payload: &(dyn Any + Send)) -> String {
@@ -89,13 +124,7 @@ impl<F: Future> Future for InTask<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        struct Reset(bool);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                IN_TASK.set(self.0);
-            }
-        }
-        let _reset = Reset(IN_TASK.replace(true));
+        let _in_task = InTaskGuard::enter();
         self.project().inner.poll(cx)
     }
 }

@@ -6,16 +6,21 @@ pub use ::tokio;
 
 use std::any::TypeId;
 use std::future::Future;
+use std::task::Poll;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::chunk::encode_into;
 pub use crate::entry::{Flavor, enter_main, main_runtime, run_test};
 pub use crate::registry::Registration;
-use crate::registry::{Invocation, InvokeError};
+use crate::registry::{InvokeError, Started};
 
 /// `Vec`, for generated code under `#![no_implicit_prelude]`.
 pub type Bytes = std::vec::Vec<u8>;
+
+/// A task's context, for generated code under `#![no_implicit_prelude]`.
+pub type Context<'a> = std::task::Context<'a>;
 
 /// The `TypeId` of a function item, by value.
 pub fn type_id_of<T: 'static>(_: &T) -> TypeId {
@@ -38,38 +43,54 @@ pub const fn assert_argument<T: RemoteValue>() {}
 /// Checks at compile time that a return type can cross the boundary.
 pub const fn assert_output<T: RemoteValue>() {}
 
-/// The invoker body of an `async fn`: decode, await, encode.
-#[allow(clippy::needless_pass_by_value)] // the invoker type owns its arguments
-pub fn invoke_async<A, Fut>(args: Bytes, call: impl FnOnce(A) -> Fut + Send + 'static) -> Invocation
+/// The invoker body of an `async fn`: decode, start, and encode the value
+/// at once if it completed at its first poll.
+pub fn invoke_async<A, Fut>(
+    args: &[u8],
+    cx: &mut Context<'_>,
+    out: &mut Bytes,
+    call: impl FnOnce(A) -> Fut + Send + 'static,
+) -> Started
 where
     A: DeserializeOwned,
     Fut: Future + Send + 'static,
     Fut::Output: Serialize,
 {
-    match postcard::from_bytes::<A>(&args) {
-        Ok(decoded) => {
-            let future = call(decoded);
-            Box::pin(async move { encode(&future.await) })
-        }
-        Err(e) => Box::pin(std::future::ready(Err(InvokeError::DecodeArguments(e)))),
+    let decoded = match postcard::from_bytes::<A>(args) {
+        Ok(decoded) => decoded,
+        Err(e) => return Started::Done(Err(InvokeError::DecodeArguments(e))),
+    };
+    // Boxed before its first poll: if it waits, it must not move again.
+    let mut future = Box::pin(call(decoded));
+    match future.as_mut().poll(cx) {
+        Poll::Ready(value) => Started::Done(encode(&value, out)),
+        Poll::Pending => Started::Pending(Box::pin(async move {
+            let value = future.await;
+            let mut out = Vec::new();
+            encode(&value, &mut out).map(|()| out)
+        })),
     }
 }
 
-/// The invoker body of a plain `fn`: decode, call, encode.
-///
-/// The call happens when the invocation is first polled, on the worker's
-/// runtime, so a panic in it is caught like a panic in an `async fn`.
-pub fn invoke_blocking<A, R>(args: Bytes, call: impl FnOnce(A) -> R + Send + 'static) -> Invocation
+/// The invoker body of a plain `fn`: decode, call, encode. The call runs on
+/// the worker's runtime, inside the chunk that carries it, so a panic in it
+/// is caught like a panic in an `async fn`.
+pub fn invoke_blocking<A, R>(
+    args: &[u8],
+    _cx: &mut Context<'_>,
+    out: &mut Bytes,
+    call: impl FnOnce(A) -> R + Send + 'static,
+) -> Started
 where
     A: DeserializeOwned + Send + 'static,
     R: Serialize,
 {
-    Box::pin(async move {
-        let decoded = postcard::from_bytes::<A>(&args).map_err(InvokeError::DecodeArguments)?;
-        encode(&call(decoded))
+    Started::Done(match postcard::from_bytes::<A>(args) {
+        Ok(decoded) => encode(&call(decoded), out),
+        Err(e) => Err(InvokeError::DecodeArguments(e)),
     })
 }
 
-fn encode<R: Serialize>(value: &R) -> Result<Vec<u8>, InvokeError> {
-    postcard::to_stdvec(value).map_err(InvokeError::EncodeResult)
+fn encode<R: Serialize>(value: &R, out: &mut Bytes) -> Result<(), InvokeError> {
+    encode_into(value, out).map_err(InvokeError::EncodeResult)
 }

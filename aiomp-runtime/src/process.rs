@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{oneshot, watch};
 
+use crate::chunk::single_call;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
@@ -122,11 +123,11 @@ impl Handle {
                     let (reply, answer) = oneshot::channel();
                     link.dispatch([(
                         Job {
-                            id: 0,
-                            ids: vec![0],
+                            ids: 0..1,
                             slots: 1,
+                            concurrency: 1,
                             function: target.function,
-                            args: vec![target.args],
+                            args: single_call(&target.args).into(),
                             reply,
                         },
                         None,
@@ -136,12 +137,7 @@ impl Handle {
                         .await
                         .unwrap_or(Err(Error::InvalidState("the worker's link dropped the task")));
                     // One task, one call: its only result.
-                    let answer = answer.and_then(|results| {
-                        results
-                            .into_iter()
-                            .next()
-                            .unwrap_or(Err(Error::InvalidState("the worker returned no result")))
-                    });
+                    let answer = answer.and_then(|results| results.into_single(target.function));
                     let _ = end.await;
                     answer
                 }

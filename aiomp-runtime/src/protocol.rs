@@ -64,21 +64,24 @@ pub(crate) struct Welcome {
 }
 
 /// One task: an ID unique within the parent, a function, and one or more
-/// argument tuples to call it with (several for a chunk of a `map`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// calls of it (several for a chunk of a `map`). The calls' arguments follow
+/// the message in the frame (see [`chunk`](crate::chunk)), `args_len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Task {
     /// The task's ID.
     pub(crate) id: u64,
     /// The function's index in the (fingerprinted, identical) registry.
     pub(crate) function: FunctionIndex,
-    /// Each call's argument tuple, encoded with postcard.
-    pub(crate) args: Vec<Vec<u8>>,
+    /// How many of its calls may run at once.
+    pub(crate) concurrency: u32,
+    /// The length of its argument buffer.
+    pub(crate) args_len: u32,
 }
 
 /// Parent to worker, after the handshake.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Run these tasks.
+    /// Run these tasks; their argument buffers follow, in order.
     Tasks(Vec<Task>),
     /// Abort these tasks if they are running; each still gets an outcome.
     Cancel(Vec<u64>),
@@ -93,17 +96,21 @@ pub(crate) enum Reply {
     Ready,
     /// The initializer failed; the worker exits.
     InitFailed(RemoteError),
-    /// Tasks that completed, in the order they completed.
+    /// Tasks that completed, in the order they completed; their result
+    /// buffers follow, in order.
     Outcomes(Vec<Outcome>),
 }
 
-/// How one task ended: a result per call, in the order of its arguments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How one task ended. Its result buffer (a result per call, see
+/// [`chunk`](crate::chunk)) follows the message in the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Outcome {
     /// The task's ID.
     pub(crate) id: u64,
-    /// Each call's encoded return value, or why there is none.
-    pub(crate) results: Vec<Result<Vec<u8>, TaskError>>,
+    /// How many of its calls failed.
+    pub(crate) failed: u32,
+    /// The length of its result buffer.
+    pub(crate) results_len: u32,
 }
 
 /// Why a task has no return value.

@@ -10,20 +10,35 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::Context;
 
 use crate::error::Error;
 
-/// The future a registered function's invoker returns.
+/// The rest of a call that did not complete at its first poll: it yields
+/// the encoded return value.
 // Not public API. Used by generated code.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
-pub type Invocation = Pin<Box<dyn Future<Output = Result<Vec<u8>, InvokeError>> + Send>>;
+pub type Pending = Pin<Box<dyn Future<Output = Result<Vec<u8>, InvokeError>> + Send>>;
 
-/// Decodes the arguments, runs the function and encodes its return value.
+/// How a call went at its first poll.
+// Not public API. Used by generated code.
+#[doc(hidden)]
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub enum Started {
+    /// It completed: its encoded return value was appended to the output.
+    Done(Result<(), InvokeError>),
+    /// It is waiting; poll the rest to completion.
+    Pending(Pending),
+}
+
+/// Decodes the arguments, starts the function (polling it once with the
+/// context) and, if it completed, appends its encoded return value to the
+/// output buffer.
 // Not public API. Used by generated code.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
-pub type Invoker = fn(Vec<u8>) -> Invocation;
+pub type Invoker = fn(&[u8], &mut Context<'_>, &mut Vec<u8>) -> Started;
 
 /// Why an invocation failed before or after the function itself ran.
 #[derive(Debug)]
@@ -154,8 +169,8 @@ fn fingerprint(entries: &[&'static Registration]) -> u64 {
 mod tests {
     use super::*;
 
-    fn never(_: Vec<u8>) -> Invocation {
-        Box::pin(async { Ok(Vec::new()) })
+    fn never(_: &[u8], _: &mut Context<'_>, _: &mut Vec<u8>) -> Started {
+        Started::Done(Ok(()))
     }
 
     static A: Registration = Registration::new("m::a", "() -> ()", TypeId::of::<u8>, never);

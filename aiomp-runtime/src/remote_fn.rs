@@ -119,6 +119,17 @@ pub(crate) fn decode_output<R: DeserializeOwned>(function: FunctionIndex, bytes:
     })
 }
 
+/// The caller's error from an encoded [`TaskError`].
+pub(crate) fn decode_task_error(function: FunctionIndex, bytes: &[u8]) -> Error {
+    match crate::codec::decode::<TaskError>(bytes) {
+        Ok(error) => task_error(function, error),
+        Err(e) => Error::Transport {
+            pid: 0,
+            reason: format!("a worker sent a failure that does not decode: {e}"),
+        },
+    }
+}
+
 /// The caller's error for a task that failed in the worker.
 pub(crate) fn task_error(function: FunctionIndex, error: TaskError) -> Error {
     match error {

@@ -4,20 +4,22 @@
 //! listens, so nothing else can connect. The handshake checks that both
 //! ends were built from the same registry.
 
-use std::io::ErrorKind;
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use crate::codec::{decode, encode, frame_codec};
+use crate::chunk::encode_into;
+use crate::codec::frame_codec;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::launch::Token;
@@ -32,10 +34,28 @@ pub(crate) struct FrameReader {
 }
 
 /// The writing half of a channel: typed messages into frames.
+///
+/// A frame is a 4-byte length, a postcard message, and the message's
+/// payload (argument or result buffers). Payloads are written from where
+/// they lie, with vectored writes: a large buffer is never copied into a
+/// frame buffer.
 #[derive(Debug)]
 pub(crate) struct FrameWriter {
-    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    stream: OwnedWriteHalf,
+    /// Fed and not yet written, in order.
+    queue: VecDeque<Bytes>,
+    /// Length prefixes, messages and small payloads gather here, to be
+    /// queued as one piece.
+    small: Vec<u8>,
+    max_frame: usize,
 }
+
+/// A payload up to this size is copied next to its message rather than
+/// written as a piece of its own.
+const COPY_BELOW: usize = 16 * 1024;
+
+/// The most pieces one vectored write takes.
+const MAX_PIECES: usize = 64;
 
 /// Why a channel stopped delivering messages.
 #[derive(Debug)]
@@ -68,16 +88,32 @@ pub(crate) fn channel(stream: StdUnixStream, max_frame: usize) -> std::io::Resul
             max_frame,
         },
         FrameWriter {
-            frames: FramedWrite::new(write, frame_codec(max_frame)),
+            stream: write,
+            queue: VecDeque::new(),
+            small: Vec::new(),
+            max_frame,
         },
     ))
 }
 
 impl FrameReader {
-    /// The next message; `Err(Closed)` at a clean end of stream.
+    /// The next message, which carries no payload; `Err(Closed)` at a clean end of stream.
     pub(crate) async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, ChannelError> {
+        match self.recv_with_payload().await? {
+            (message, payload) if payload.is_empty() => Ok(message),
+            _ => Err(ChannelError::Malformed(postcard::Error::DeserializeBadEncoding)),
+        }
+    }
+
+    /// The next message and the payload after it in its frame.
+    pub(crate) async fn recv_with_payload<T: DeserializeOwned>(&mut self) -> Result<(T, Bytes), ChannelError> {
         match self.frames.next().await {
-            Some(Ok(frame)) => decode(&frame).map_err(ChannelError::Malformed),
+            Some(Ok(frame)) => {
+                let frame = frame.freeze();
+                let (message, rest) = postcard::take_from_bytes::<T>(&frame).map_err(ChannelError::Malformed)?;
+                let payload = frame.slice(frame.len() - rest.len()..);
+                Ok((message, payload))
+            }
             // The codec refuses an oversized length prefix before allocating.
             Some(Err(e)) if e.kind() == ErrorKind::InvalidData => Err(ChannelError::Io(std::io::Error::new(
                 e.kind(),
@@ -94,22 +130,84 @@ impl FrameReader {
 }
 
 impl FrameWriter {
-    /// Queues a message without flushing: several fed messages go out in one write.
-    pub(crate) async fn feed<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
-        let frame = encode(message).map_err(ChannelError::Malformed)?;
-        self.frames.feed(Bytes::from(frame)).await.map_err(ChannelError::Io)
+    /// Queues a message without writing: several fed messages go out together.
+    pub(crate) fn feed<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
+        self.feed_with_payload(message, Vec::new())
+    }
+
+    /// Queues a message followed by `payload` in one frame, without writing.
+    pub(crate) fn feed_with_payload<T: Serialize>(
+        &mut self,
+        message: &T,
+        payload: Vec<Bytes>,
+    ) -> Result<(), ChannelError> {
+        let start = self.small.len();
+        self.small.extend_from_slice(&[0; 4]);
+        if let Err(e) = encode_into(message, &mut self.small) {
+            self.small.truncate(start);
+            return Err(ChannelError::Malformed(e));
+        }
+        let len = self.small.len() - start - 4 + payload.iter().map(Bytes::len).sum::<usize>();
+        let len = match u32::try_from(len) {
+            Ok(len) if len as usize <= self.max_frame => len,
+            _ => {
+                self.small.truncate(start);
+                return Err(ChannelError::Io(std::io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!("a frame of {len} bytes exceeds the limit of {} bytes", self.max_frame),
+                )));
+            }
+        };
+        self.small[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        for piece in payload {
+            if piece.len() < COPY_BELOW {
+                self.small.extend_from_slice(&piece);
+            } else {
+                self.queue_small();
+                self.queue.push_back(piece);
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_small(&mut self) {
+        if !self.small.is_empty() {
+            self.queue.push_back(Bytes::from(std::mem::take(&mut self.small)));
+        }
     }
 
     /// Writes out everything fed so far.
     pub(crate) async fn flush(&mut self) -> Result<(), ChannelError> {
-        SinkExt::<Bytes>::flush(&mut self.frames)
-            .await
-            .map_err(ChannelError::Io)
+        self.queue_small();
+        while !self.queue.is_empty() {
+            let written = {
+                let pieces: Vec<IoSlice<'_>> = self.queue.iter().take(MAX_PIECES).map(|b| IoSlice::new(b)).collect();
+                self.stream.write_vectored(&pieces).await.map_err(ChannelError::Io)?
+            };
+            if written == 0 {
+                return Err(ChannelError::Io(ErrorKind::WriteZero.into()));
+            }
+            self.advance(written);
+        }
+        Ok(())
+    }
+
+    /// Drops the first `written` bytes of the queue.
+    fn advance(&mut self, mut written: usize) {
+        while written > 0 {
+            let front = self.queue.front_mut().expect("wrote no more than was queued");
+            if written < front.len() {
+                bytes::Buf::advance(front, written);
+                return;
+            }
+            written -= front.len();
+            self.queue.pop_front();
+        }
     }
 
     /// Sends one message and flushes.
     pub(crate) async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
-        self.feed(message).await?;
+        self.feed(message)?;
         self.flush().await
     }
 }
@@ -127,12 +225,7 @@ pub(crate) async fn handshake(
     let pid = child.pid();
     let exchange = async {
         // The token goes first, raw, before any frame.
-        writer
-            .frames
-            .get_mut()
-            .write_all(token)
-            .await
-            .map_err(ChannelError::Io)?;
+        writer.stream.write_all(token).await.map_err(ChannelError::Io)?;
         writer.send(hello).await?;
         reader.recv::<Welcome>().await
     };

@@ -10,8 +10,13 @@ use crate::row::{Row, System, Value, Workload};
 use crate::suite::{Context, deadline};
 use crate::workloads::{PoolConfig, measure, shut_down};
 
-/// aiomp's tasks in flight per worker for W1: enough that neither side waits on the other.
-pub const CHILD_CONCURRENCY: usize = 256;
+/// aiomp's tasks in flight per worker for W1. A worker holds at most this
+/// many calls, so it bounds a chunk (a quarter of it): tiny calls need
+/// thousands in flight for each round trip to carry enough of them.
+pub const CHILD_CONCURRENCY: usize = 4096;
+
+/// aiomultiprocess's `childconcurrency` for W1.
+const AIOMULTIPROCESS_CONCURRENCY: usize = 256;
 
 /// Runs W1 on every system.
 pub async fn run(context: &Context) -> Vec<Row> {
@@ -30,7 +35,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
     let python = &context.python;
     let options = [
         ("n", scale.w1_aiomultiprocess_items.to_string()),
-        ("concurrency", CHILD_CONCURRENCY.to_string()),
+        ("concurrency", AIOMULTIPROCESS_CONCURRENCY.to_string()),
     ];
     let run = python.run(Library::Aiomultiprocess, "w1", &options, limit).await;
     let base = format!("N={}", scale.w1_aiomultiprocess_items);

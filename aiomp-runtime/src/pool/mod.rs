@@ -5,30 +5,32 @@
 //! free task slots (see [`slot`]); each job's oneshot is completed by the
 //! worker's link when the outcome arrives, or failed when the worker dies.
 
+mod arrived;
 mod builder;
 mod result;
 mod slot;
 mod stats;
+mod submit;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
 pub use builder::{PoolBuilder, WorkerRuntime};
 pub use result::{ApplyResult, PoolResult, Unordered};
 pub use stats::{PoolStats, WorkerStats};
+use submit::Encoding;
 
 use crate::error::{Error, Result};
 use crate::launch::get_start_method;
-use crate::link::{Answer, Job, Link, LinkConfig};
+use crate::link::{Job, Link, LinkConfig};
 use crate::os_child::OsChild;
 use crate::protocol::Settings;
 use crate::registry::FunctionIndex;
-use crate::remote_fn::{RemoteFn, encode_args, function_index, function_name};
+use crate::remote_fn::{RemoteFn, function_index, function_name};
 use crate::scheduler::{QueueId, Scheduler, TaskId};
 
 /// A pool of worker processes, each running many tasks at once.
@@ -220,9 +222,9 @@ impl Pool {
             Ok((function, senders)) => PoolResult::new(
                 Arc::clone(&self.shared),
                 function,
-                self.shared.slots_per_call(F::BLOCKING),
+                F::BLOCKING,
                 senders,
-                Box::new(items.map(move |args| encode_args(function, &args))),
+                Box::new(Encoding { items, function }),
             ),
             Err(error) => PoolResult::failed(Arc::clone(&self.shared), error),
         }
@@ -388,37 +390,19 @@ impl Shared {
     }
 
     /// Sends a task (calls scheduled to one queue) to that queue; the
-    /// receiver gets its answer.
-    fn send(
-        &self,
-        senders: &[async_channel::Sender<Job>],
-        queue: usize,
-        function: FunctionIndex,
-        slots_per_call: usize,
-        ids: Vec<u64>,
-        args: Vec<Vec<u8>>,
-    ) -> oneshot::Receiver<Answer> {
-        let (reply, answer) = oneshot::channel();
+    /// task's reply gets the answer.
+    fn enqueue(&self, senders: &[async_channel::Sender<Job>], queue: usize, job: Job) {
         let Some(sender) = senders.get(queue) else {
-            let _ = reply.send(Err(Error::InvalidConfig(format!(
+            let _ = job.reply.send(Err(Error::InvalidConfig(format!(
                 "the scheduler chose queue {queue}, but the pool has {} queues",
                 senders.len()
             ))));
-            return answer;
-        };
-        let job = Job {
-            id: ids[0],
-            slots: args.len() * slots_per_call,
-            ids,
-            function,
-            args,
-            reply,
+            return;
         };
         if let Err(refused) = sender.try_send(job) {
             let job = refused.into_inner();
             let _ = job.reply.send(Err(self.stopped_error()));
         }
-        answer
     }
 
     fn stopped_error(&self) -> Error {
@@ -429,9 +413,9 @@ impl Shared {
     }
 
     /// Tells the scheduler these calls completed, under one lock.
-    fn complete(&self, ids: &[u64]) {
+    fn complete(&self, ids: std::ops::Range<u64>) {
         let mut scheduler = crate::lock(&self.scheduler);
-        for &id in ids {
+        for id in ids {
             scheduler.complete_task(TaskId::from(id));
         }
     }

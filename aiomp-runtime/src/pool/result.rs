@@ -1,11 +1,8 @@
 //! The results of a call: in input order (a future and a stream), or as
 //! they complete.
 //!
-//! A call pulls its input lazily: it keeps at most a window of calls
-//! submitted and not yet yielded, so a ten-million item iterator runs in
-//! bounded memory. Consecutive calls travel as one task (a chunk), so that a
-//! map of tiny calls costs one frame, one oneshot and one worker task per
-//! chunk rather than per call. Dropping a result cancels its unfinished tasks.
+//! Each result is decoded when it is yielded, straight from the buffer its
+//! worker sent. Dropping a result cancels its unfinished tasks.
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -20,257 +17,13 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
-use tokio::time::Sleep;
 
 use crate::error::{Error, Result};
 use crate::link::{Answer, Job};
 use crate::pool::Shared;
+use crate::pool::arrived::Arrived;
+use crate::pool::submit::{Batch, Input, Submitter};
 use crate::registry::FunctionIndex;
-use crate::remote_fn::decode_output;
-
-/// Each call's encoded argument tuple, pulled lazily.
-pub(crate) type Calls = Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>;
-
-/// A chunk stops growing once its arguments reach this many bytes, so that
-/// large values still pipeline.
-const CHUNK_BYTES: usize = 64 * 1024;
-
-/// Chunks per worker that a call aims for: enough to keep every worker busy
-/// to the end of a short map.
-const CHUNKS_PER_WORKER: usize = 8;
-
-/// Chunks a worker can hold at once: a chunk takes at most this fraction of
-/// its slots, so the worker has the next chunk in hand while the parent reads
-/// the last one's results.
-const CHUNKS_IN_FLIGHT: usize = 4;
-
-/// Calls submitted and not yet yielded, per worker slot: enough that every
-/// slot stays busy while results wait to be read in order.
-const WINDOW_PER_SLOT: usize = 4;
-
-/// One call's result as it arrives: encoded, or why there is none.
-type Encoded = Result<Vec<u8>>;
-
-/// A run of submitted calls.
-enum Batch {
-    /// A task of `len` calls, the first at input index `first`.
-    Task {
-        first: usize,
-        len: usize,
-        id: u64,
-        answer: oneshot::Receiver<Answer>,
-    },
-    /// A call whose arguments could not be encoded: it never left.
-    Failed { index: usize, error: Error },
-}
-
-/// Consecutive calls the scheduler sent to one queue, on their way to it.
-struct Run {
-    /// The input index of its first call.
-    first: usize,
-    queue: usize,
-    ids: Vec<u64>,
-    args: Vec<Vec<u8>>,
-}
-
-/// Feeds a call's input to the pool, a chunk at a time, within a window.
-struct Submitter {
-    shared: Arc<Shared>,
-    function: FunctionIndex,
-    calls: Option<Calls>,
-    /// Dropped with the input's end, so that a closed pool can finish.
-    senders: Option<Vec<async_channel::Sender<Job>>>,
-    next_index: usize,
-    /// The most calls submitted and not yet yielded.
-    window: usize,
-    /// The most calls in one task.
-    chunk: usize,
-    /// The worker slots each call takes.
-    slots_per_call: usize,
-    /// Set when the call could not start: yielded first, then nothing more.
-    failed: Option<Error>,
-    deadline: Option<Duration>,
-    timer: Option<Pin<Box<Sleep>>>,
-}
-
-impl Submitter {
-    fn new(
-        shared: Arc<Shared>,
-        function: FunctionIndex,
-        slots_per_call: usize,
-        senders: Vec<async_channel::Sender<Job>>,
-        calls: Calls,
-    ) -> Self {
-        let workers = shared.processes;
-        let window = (workers * shared.child_concurrency * WINDOW_PER_SLOT).max(64);
-        let (known, _) = calls.size_hint();
-        // A worker recycled after N calls must run exactly N: no chunks then.
-        let chunk = if shared.max_tasks_per_child > 0 {
-            1
-        } else {
-            (known / (workers * CHUNKS_PER_WORKER))
-                .clamp(1, (shared.child_concurrency / slots_per_call / CHUNKS_IN_FLIGHT).max(1))
-        };
-        Submitter {
-            shared,
-            function,
-            calls: Some(calls),
-            senders: Some(senders),
-            next_index: 0,
-            window,
-            chunk,
-            slots_per_call,
-            failed: None,
-            deadline: None,
-            timer: None,
-        }
-    }
-
-    /// A submitter with nothing to submit.
-    fn inert(shared: Arc<Shared>) -> Self {
-        let mut submitter = Submitter::new(shared, 0, 1, Vec::new(), Box::new(std::iter::empty()));
-        submitter.calls = None;
-        submitter
-    }
-
-    fn failed(shared: Arc<Shared>, error: Error) -> Self {
-        let mut submitter = Submitter::inert(shared);
-        submitter.failed = Some(error);
-        submitter
-    }
-
-    /// Submits up to a chunk of calls, at most `room`, and hands `out` their
-    /// batches in input order: runs of calls the scheduler sent to one queue
-    /// travel as one task (each call is still its own task to the scheduler,
-    /// with its own ID), and a call whose arguments could not be encoded
-    /// stands alone. Returns how many calls it took from the input.
-    fn next(&mut self, room: usize, out: &mut impl Extend<Batch>) -> usize {
-        let Some(input) = self.calls.as_mut() else { return 0 };
-        let first = self.next_index;
-        let mut calls: Vec<Result<Vec<u8>>> = Vec::new();
-        let mut bytes = 0;
-        while calls.len() < room.min(self.chunk) && bytes < CHUNK_BYTES {
-            let Some(call) = input.next() else {
-                self.calls = None;
-                break;
-            };
-            bytes += call.as_ref().map_or(0, Vec::len);
-            calls.push(call);
-        }
-        self.next_index += calls.len();
-        let senders = self.senders.take();
-        let taken = self.submit(first, calls, senders.as_deref().unwrap_or_default(), out);
-        if self.calls.is_some() {
-            self.senders = senders;
-        } // else the input ended: let go of the queues so that a closed pool can finish.
-        taken
-    }
-
-    fn submit(
-        &self,
-        first: usize,
-        calls: Vec<Result<Vec<u8>>>,
-        senders: &[async_channel::Sender<Job>],
-        out: &mut impl Extend<Batch>,
-    ) -> usize {
-        let taken = calls.len();
-        let encoded: Vec<&[u8]> = calls.iter().filter_map(|call| call.as_deref().ok()).collect();
-        let (mut id, queues) = self.shared.schedule(self.function, encoded.into_iter());
-        let mut queues = queues.into_iter();
-        let mut run: Option<Run> = None;
-        let mut batches = Vec::new();
-        for (index, call) in (first..).zip(calls) {
-            match call {
-                Err(error) => {
-                    batches.extend(run.take().map(|run| self.send(run, senders)));
-                    batches.push(Batch::Failed { index, error });
-                }
-                Ok(args) => {
-                    let queue = queues.next().expect("one queue per encoded call");
-                    if run.as_ref().is_some_and(|run| run.queue != queue) {
-                        batches.extend(run.take().map(|run| self.send(run, senders)));
-                    }
-                    let run = run.get_or_insert_with(|| Run {
-                        first: index,
-                        queue,
-                        ids: Vec::new(),
-                        args: Vec::new(),
-                    });
-                    run.ids.push(id);
-                    run.args.push(args);
-                    id += 1;
-                }
-            }
-        }
-        batches.extend(run.take().map(|run| self.send(run, senders)));
-        out.extend(batches);
-        taken
-    }
-
-    fn send(&self, run: Run, senders: &[async_channel::Sender<Job>]) -> Batch {
-        let len = run.args.len();
-        let id = run.ids[0];
-        let answer = self.shared.send(
-            senders,
-            run.queue,
-            self.function,
-            self.slots_per_call,
-            run.ids,
-            run.args,
-        );
-        Batch::Task {
-            first: run.first,
-            len,
-            id,
-            answer,
-        }
-    }
-
-    /// How many more calls to submit with `outstanding` in flight: none
-    /// until a whole chunk fits (topping the window up one call at a time,
-    /// as results are yielded one at a time, would send chunks of one),
-    /// unless nothing at all is in flight.
-    fn room(&self, outstanding: usize) -> Option<usize> {
-        let room = self.window.saturating_sub(outstanding);
-        (room >= self.chunk || (outstanding == 0 && room > 0)).then_some(room)
-    }
-
-    /// `Ready` with `Error::Timeout` once the call's deadline passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
-        if let Some(deadline) = self.deadline.take() {
-            self.timer = Some(Box::pin(tokio::time::sleep(deadline)));
-        }
-        match &mut self.timer {
-            Some(timer) => timer.as_mut().poll(cx).map(|()| {
-                self.calls = None;
-                self.senders = None;
-                Error::Timeout
-            }),
-            None => Poll::Pending,
-        }
-    }
-
-    /// Each call's result from a task's answer, `len` of them in order.
-    fn results(&self, len: usize, answer: std::result::Result<Answer, oneshot::error::RecvError>) -> Vec<Encoded> {
-        match answer {
-            Ok(Ok(results)) if results.len() == len => results,
-            Ok(Ok(_)) => (0..len)
-                .map(|_| {
-                    Err(Error::Transport {
-                        pid: 0,
-                        reason: "a worker answered with the wrong number of results".into(),
-                    })
-                })
-                .collect(),
-            Ok(Err(error)) => (0..len).map(|_| Err(error.duplicate())).collect(),
-            Err(_) => (0..len).map(|_| Err(self.shared.stopped_error())).collect(),
-        }
-    }
-
-    fn decode<R: DeserializeOwned>(&self, result: Encoded) -> Result<R> {
-        decode_output(self.function, &result?)
-    }
-}
 
 /// The results of [`Pool::map`](crate::Pool::map) or
 /// [`starmap`](crate::Pool::starmap), in input order.
@@ -290,11 +43,9 @@ pub struct PoolResult<R> {
     /// Submitted batches, in input order.
     pending: VecDeque<Batch>,
     /// Results of the front batch, not yet yielded.
-    ready: VecDeque<Encoded>,
+    ready: Option<Arrived>,
     /// Calls submitted and not yet yielded.
     outstanding: usize,
-    /// Results yielded so far: the input index of the next one.
-    yielded: usize,
     _output: PhantomData<fn() -> R>,
 }
 
@@ -311,11 +62,11 @@ impl<R> PoolResult<R> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         function: FunctionIndex,
-        slots_per_call: usize,
+        blocking: bool,
         senders: Vec<async_channel::Sender<Job>>,
-        calls: Calls,
+        input: Box<dyn Input>,
     ) -> PoolResult<R> {
-        PoolResult::from_submitter(Submitter::new(shared, function, slots_per_call, senders, calls))
+        PoolResult::from_submitter(Submitter::new(shared, function, blocking, senders, input))
     }
 
     pub(crate) fn failed(shared: Arc<Shared>, error: Error) -> PoolResult<R> {
@@ -326,9 +77,8 @@ impl<R> PoolResult<R> {
         PoolResult {
             submitter,
             pending: VecDeque::new(),
-            ready: VecDeque::new(),
+            ready: None,
             outstanding: 0,
-            yielded: 0,
             _output: PhantomData,
         }
     }
@@ -365,11 +115,8 @@ impl<R> PoolResult<R> {
             outstanding: self.outstanding,
             _output: PhantomData,
         };
-        // Results already read from finished tasks: the next ones in input order.
-        let first = self.yielded;
-        unordered
-            .ready
-            .extend(self.ready.drain(..).enumerate().map(|(i, r)| (first + i, r)));
+        // Results already read from a finished task: the next ones in input order.
+        unordered.ready.extend(self.ready.take());
         for batch in self.pending.drain(..) {
             unordered.track(batch);
         }
@@ -386,7 +133,7 @@ impl<R> PoolResult<R> {
                 Batch::Failed { .. } => None,
             })
             .collect();
-        self.ready.clear();
+        self.ready = None;
         self.outstanding = 0;
         self.submitter.shared.cancel(&ids);
     }
@@ -411,24 +158,48 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
             }
         }
         loop {
-            if let Some(result) = this.ready.pop_front() {
-                this.outstanding -= 1;
-                this.yielded += 1;
-                return Poll::Ready(Some(this.submitter.decode(result)));
-            }
-            let Some(front) = this.pending.front_mut() else {
-                return Poll::Ready(None);
-            };
-            let results = match front {
-                Batch::Task { answer, len, .. } => {
-                    let answer = ready!(Pin::new(answer).poll(cx));
-                    this.submitter.results(*len, answer)
+            if let Some(arrived) = &mut this.ready {
+                if let Some((_, result)) = arrived.next(this.submitter.function) {
+                    this.outstanding -= 1;
+                    return Poll::Ready(Some(result));
                 }
-                Batch::Failed { .. } => Vec::new(),
+                this.ready = None;
+            }
+            let arrived = match this.pending.front_mut() {
+                None => return Poll::Ready(None),
+                Some(Batch::Task { first, len, answer, .. }) => {
+                    let answer = ready!(Pin::new(answer).poll(cx));
+                    let shared = &this.submitter.shared;
+                    Arrived::from_answer(*first, *len, answer, || shared.stopped_error())
+                }
+                Some(Batch::Failed { .. }) => match this.pending.pop_front() {
+                    Some(Batch::Failed { index, error }) => Arrived::failed(index, error),
+                    _ => unreachable!("the front batch was a failed call"),
+                },
             };
-            match this.pending.pop_front() {
-                Some(Batch::Failed { error, .. }) => this.ready.push_back(Err(error)),
-                _ => this.ready.extend(results),
+            if matches!(this.pending.front(), Some(Batch::Task { .. })) {
+                this.pending.pop_front();
+            }
+            this.ready = Some(arrived);
+        }
+    }
+}
+
+impl<R: DeserializeOwned> PoolResult<R> {
+    /// Polls until every result is in `out`, or one failed: a batch's
+    /// results go straight into `out`, without a poll each.
+    fn poll_into(&mut self, cx: &mut Context<'_>, out: &mut Vec<R>) -> Poll<Result<()>> {
+        loop {
+            if let Some(arrived) = &mut self.ready {
+                while let Some((_, result)) = arrived.next(self.submitter.function) {
+                    self.outstanding -= 1;
+                    out.push(result?);
+                }
+                self.ready = None;
+            }
+            match ready!(Pin::new(&mut *self).poll_next(cx)) {
+                Some(result) => out.push(result?),
+                None => return Poll::Ready(Ok(())),
             }
         }
     }
@@ -446,10 +217,8 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for PoolResult<R> {
 
     fn into_future(mut self) -> Self::IntoFuture {
         Box::pin(async move {
-            let mut results = Vec::new();
-            while let Some(result) = StreamExt::next(&mut self).await {
-                results.push(result?);
-            }
+            let mut results = Vec::with_capacity(self.submitter.size_hint());
+            std::future::poll_fn(|cx| self.poll_into(cx, &mut results)).await?;
             Ok(results)
         })
     }
@@ -482,7 +251,7 @@ impl Future for Indexed {
 pub struct Unordered<R> {
     submitter: Submitter,
     running: FuturesUnordered<Indexed>,
-    ready: VecDeque<(usize, Encoded)>,
+    ready: VecDeque<Arrived>,
     outstanding: usize,
     _output: PhantomData<fn() -> R>,
 }
@@ -514,7 +283,7 @@ impl<R> Unordered<R> {
     fn track(&mut self, batch: Batch) {
         match batch {
             Batch::Task { first, len, id, answer } => self.running.push(Indexed { first, len, id, answer }),
-            Batch::Failed { index, error } => self.ready.push_back((index, Err(error))),
+            Batch::Failed { index, error } => self.ready.push_back(Arrived::failed(index, error)),
         }
     }
 
@@ -550,15 +319,19 @@ impl<R: DeserializeOwned> Stream for Unordered<R> {
             }
         }
         loop {
-            if let Some((index, result)) = this.ready.pop_front() {
-                this.outstanding -= 1;
-                return Poll::Ready(Some((index, this.submitter.decode(result))));
+            if let Some(arrived) = this.ready.front_mut() {
+                if let Some(next) = arrived.next(this.submitter.function) {
+                    this.outstanding -= 1;
+                    return Poll::Ready(Some(next));
+                }
+                this.ready.pop_front();
+                continue;
             }
             match ready!(this.running.poll_next_unpin(cx)) {
                 Some((first, len, answer)) => {
-                    let results = this.submitter.results(len, answer);
-                    this.ready
-                        .extend(results.into_iter().enumerate().map(|(i, r)| (first + i, r)));
+                    let shared = &this.submitter.shared;
+                    let arrived = Arrived::from_answer(first, len, answer, || shared.stopped_error());
+                    this.ready.push_back(arrived);
                 }
                 None => return Poll::Ready(None),
             }

@@ -110,7 +110,7 @@ impl Shared {
     fn link_config(self: &Arc<Self>) -> LinkConfig {
         let shared: Weak<Shared> = Arc::downgrade(self);
         LinkConfig {
-            on_complete: Some(Arc::new(move |ids: &[u64]| {
+            on_complete: Some(Arc::new(move |ids: std::ops::Range<u64>| {
                 if let Some(shared) = shared.upgrade() {
                     shared.complete(ids);
                 }
@@ -256,12 +256,12 @@ impl Shared {
             // workers sharing this queue split a burst evenly instead of the
             // first one awake taking it all.
             let share = (queue.len() + 1).div_ceil(sharers).max(1);
-            let mut calls = job.args.len() as u64;
+            let mut calls = job.calls();
             let mut batch = vec![(job, Some(permit))];
             while batch.len() < share && (limit == 0 || sent + calls < limit) && slots.available_permits() > 0 {
                 let Ok(job) = queue.try_recv() else { break };
                 if let Ok(permit) = Arc::clone(&slots).try_acquire_many_owned(job.slots as u32) {
-                    calls += job.args.len() as u64;
+                    calls += job.calls();
                     batch.push((job, Some(permit)));
                 } else {
                     *carried = Some(job);
