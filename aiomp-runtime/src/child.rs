@@ -183,6 +183,7 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
         exit_with_parent(parent);
     }
     panic::install_hook();
+    sys::keep_freed_memory();
     let runtime = match build_runtime(hello.settings.runtime) {
         Ok(runtime) => runtime,
         Err(e) => die(EXIT_HANDSHAKE, &format!("could not build the worker runtime: {e}")),

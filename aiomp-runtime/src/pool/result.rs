@@ -167,10 +167,19 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
             }
             let arrived = match this.pending.front_mut() {
                 None => return Poll::Ready(None),
-                Some(Batch::Task { first, len, answer, .. }) => {
+                Some(Batch::Task {
+                    first,
+                    len,
+                    bytes,
+                    answer,
+                    ..
+                }) => {
                     let answer = ready!(Pin::new(answer).poll(cx));
+                    let bytes = *bytes;
                     let shared = &this.submitter.shared;
-                    Arrived::from_answer(*first, *len, answer, || shared.stopped_error())
+                    let arrived = Arrived::from_answer(*first, *len, answer, || shared.stopped_error());
+                    this.submitter.answered(bytes);
+                    arrived
                 }
                 Some(Batch::Failed { .. }) => match this.pending.pop_front() {
                     Some(Batch::Failed { index, error }) => Arrived::failed(index, error),
@@ -228,16 +237,22 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for PoolResult<R> {
 struct Indexed {
     first: usize,
     len: usize,
+    bytes: usize,
     id: u64,
     answer: oneshot::Receiver<Answer>,
 }
 
 impl Future for Indexed {
-    type Output = (usize, usize, std::result::Result<Answer, oneshot::error::RecvError>);
+    type Output = (
+        usize,
+        usize,
+        usize,
+        std::result::Result<Answer, oneshot::error::RecvError>,
+    );
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let answer = ready!(Pin::new(&mut self.answer).poll(cx));
-        Poll::Ready((self.first, self.len, answer))
+        Poll::Ready((self.first, self.len, self.bytes, answer))
     }
 }
 
@@ -282,7 +297,19 @@ impl<R> Unordered<R> {
 
     fn track(&mut self, batch: Batch) {
         match batch {
-            Batch::Task { first, len, id, answer } => self.running.push(Indexed { first, len, id, answer }),
+            Batch::Task {
+                first,
+                len,
+                bytes,
+                id,
+                answer,
+            } => self.running.push(Indexed {
+                first,
+                len,
+                bytes,
+                id,
+                answer,
+            }),
             Batch::Failed { index, error } => self.ready.push_back(Arrived::failed(index, error)),
         }
     }
@@ -328,7 +355,8 @@ impl<R: DeserializeOwned> Stream for Unordered<R> {
                 continue;
             }
             match ready!(this.running.poll_next_unpin(cx)) {
-                Some((first, len, answer)) => {
+                Some((first, len, bytes, answer)) => {
+                    this.submitter.answered(bytes);
                     let shared = &this.submitter.shared;
                     let arrived = Arrived::from_answer(first, len, answer, || shared.stopped_error());
                     this.ready.push_back(arrived);

@@ -51,6 +51,11 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// slot stays busy while results wait to be read in order.
 const WINDOW_PER_SLOT: usize = 4;
 
+/// Bytes of arguments submitted and not yet answered, at most (unless one
+/// call alone is larger): calls of large values need few in flight to keep
+/// every worker busy, and each one in flight holds its buffer.
+const WINDOW_BYTES: usize = 16 << 20;
+
 /// Room in a frame for the messages around a chunk's arguments.
 const FRAME_OVERHEAD: usize = 1024;
 
@@ -91,10 +96,12 @@ where
 
 /// A run of submitted calls, in input order.
 pub(crate) enum Batch {
-    /// A task of `len` calls, the first at input index `first`.
+    /// A task of `len` calls, the first at input index `first`, with
+    /// `bytes` of arguments.
     Task {
         first: usize,
         len: usize,
+        bytes: usize,
         id: u64,
         answer: oneshot::Receiver<Answer>,
     },
@@ -125,6 +132,8 @@ pub(crate) struct Submitter {
     max_chunk_bytes: usize,
     /// The length of the last chunk's argument buffer.
     last_chunk_bytes: usize,
+    /// Bytes of arguments submitted and not yet answered.
+    in_flight_bytes: usize,
     /// A call encoded too late for the last chunk: it starts the next one.
     carried: Vec<u8>,
     /// Set when the call could not start: yielded first, then nothing more.
@@ -183,6 +192,7 @@ impl Submitter {
             chunk,
             max_chunk_bytes,
             last_chunk_bytes: 0,
+            in_flight_bytes: 0,
             carried: Vec::new(),
             failed: None,
             deadline: None,
@@ -251,6 +261,7 @@ impl Submitter {
         }
         self.next_index += calls.len();
         self.last_chunk_bytes = buffer.len();
+        self.in_flight_bytes += buffer.len();
         let senders = self.senders.take();
         let taken = calls.len();
         self.submit(first, buffer, calls, senders.as_deref().unwrap_or_default(), out);
@@ -349,6 +360,7 @@ impl Submitter {
         };
         let (reply, answer) = oneshot::channel();
         let id = ids.start;
+        let args_len = args.len();
         // At most MAX_CHUNK_CALLS (a u32 on the wire).
         #[allow(clippy::cast_possible_truncation)]
         let job = Job {
@@ -360,16 +372,31 @@ impl Submitter {
             reply,
         };
         self.shared.enqueue(senders, queue, job);
-        Batch::Task { first, len, id, answer }
+        Batch::Task {
+            first,
+            len,
+            bytes: args_len,
+            id,
+            answer,
+        }
+    }
+
+    /// Notes that a task with `bytes` of arguments was answered.
+    pub(crate) fn answered(&mut self, bytes: usize) {
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(bytes);
     }
 
     /// How many more calls to submit with `outstanding` in flight: none
     /// until a whole chunk fits (topping the window up one call at a time,
     /// as results are yielded one at a time, would send chunks of one),
-    /// unless nothing at all is in flight.
+    /// nor while the bytes in flight fill their window, unless nothing at
+    /// all is in flight.
     pub(crate) fn room(&self, outstanding: usize) -> Option<usize> {
+        if outstanding == 0 {
+            return Some(self.window);
+        }
         let room = self.window.saturating_sub(outstanding);
-        (room >= self.chunk || (outstanding == 0 && room > 0)).then_some(room)
+        (room >= self.chunk && self.in_flight_bytes < WINDOW_BYTES).then_some(room)
     }
 
     /// `Ready` with `Error::Timeout` once the call's deadline passed.
