@@ -22,12 +22,14 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     children
 }
 
-/// Whether `pid` is an aiomp fork server (from its environment).
+/// Whether `pid` is an aiomp fork server (from its name: `aiomp-forksrv`).
 pub fn is_forkserver(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-        environ
-            .split(|&b| b == 0)
-            .any(|var| var.starts_with(b"AIOMP_WORKER=forkserver:"))
+    // The name is its serving thread's: in a test binary, not the main thread.
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim_end() == "aiomp-forksrv")
     })
 }
 

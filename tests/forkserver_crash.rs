@@ -50,8 +50,8 @@ async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
     assert_eq!(servers.len(), 1, "{servers:?}");
     assert_ne!(servers[0], server);
 
-    // A worker of the dead server that dies is still noticed (its status is
-    // unknown: its reaper died) and replaced through the new server.
+    // A worker of the dead server that dies is still noticed (it is our own
+    // child, whoever forked it) and replaced through the new server.
     let orphan = workers[0];
     // SAFETY: kill takes plain integers.
     assert_eq!(unsafe { libc::kill(orphan as i32, libc::SIGKILL) }, 0);

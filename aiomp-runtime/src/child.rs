@@ -171,9 +171,26 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
         fingerprint,
         accepted: accepted.clone(),
     };
+    // Without an initializer the worker is ready as soon as it accepts: it
+    // says so in the same write, and the parent's first task crosses while
+    // its runtime starts.
+    let ready_at_once = accepted.is_ok() && hello.settings.initializer.is_none();
+    let mut frames = Vec::new();
     let sent = codec::encode(&welcome)
+        .and_then(|welcome| {
+            let mut replies = vec![welcome];
+            if ready_at_once {
+                replies.push(codec::encode(&Reply::Ready)?);
+            }
+            Ok(replies)
+        })
         .map_err(std::io::Error::other)
-        .and_then(|frame| codec::write_frame(&mut stream, &frame))
+        .and_then(|replies| {
+            replies
+                .iter()
+                .try_for_each(|frame| codec::push_frame(&mut frames, frame))
+        })
+        .and_then(|()| stream.write_all(&frames))
         .and_then(|()| stream.set_read_timeout(None));
     if let (Err(reason), _) | (_, Err(reason)) = (accepted, sent.map_err(|e| e.to_string())) {
         die(EXIT_HANDSHAKE, &format!("handshake failed: {reason}"));
@@ -188,7 +205,7 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
         Ok(runtime) => runtime,
         Err(e) => die(EXIT_HANDSHAKE, &format!("could not build the worker runtime: {e}")),
     };
-    let code = runtime.block_on(Serve::new(registry, hello.settings).run(stream));
+    let code = runtime.block_on(Serve::new(registry, hello.settings).run(stream, ready_at_once));
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     sys::exit_now(code)
@@ -265,8 +282,9 @@ impl Serve {
         }
     }
 
-    /// Runs the initializer, then tasks until done; returns the exit code.
-    async fn run(mut self, stream: UnixStream) -> i32 {
+    /// Runs the initializer (and says `Ready`, unless the handshake already
+    /// did), then tasks until done; returns the exit code.
+    async fn run(mut self, stream: UnixStream, announced_ready: bool) -> i32 {
         let (mut reader, writer) = match transport::channel(stream, self.settings.max_frame) {
             Ok(halves) => halves,
             Err(e) => die(EXIT_HANDSHAKE, &format!("could not register the channel: {e}")),
@@ -283,7 +301,9 @@ impl Serve {
                 return 1;
             }
         }
-        let _ = replies.send(Outgoing::Reply(Reply::Ready));
+        if !announced_ready {
+            let _ = replies.send(Outgoing::Reply(Reply::Ready));
+        }
 
         let mut draining = false;
         let mut parent_gone = false;

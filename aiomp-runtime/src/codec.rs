@@ -1,7 +1,7 @@
 //! Framing: a 4-byte big-endian length, bounded before any allocation, then
 //! a postcard message.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,12 +50,13 @@ pub(crate) fn read_frame(reader: &mut impl Read, max_frame: usize) -> io::Result
     Ok(frame)
 }
 
-/// Writes one frame to a blocking stream (the child's handshake).
-pub(crate) fn write_frame(writer: &mut impl Write, frame: &[u8]) -> io::Result<()> {
+/// Appends one frame (its length, then `frame`) to `out`, so that several
+/// frames go out in one write.
+pub(crate) fn push_frame(out: &mut Vec<u8>, frame: &[u8]) -> io::Result<()> {
     let len = u32::try_from(frame.len()).map_err(|_| oversized(frame.len(), u32::MAX as usize))?;
-    writer.write_all(&len.to_be_bytes())?;
-    writer.write_all(frame)?;
-    writer.flush()
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(frame);
+    Ok(())
 }
 
 fn oversized(len: usize, max_frame: usize) -> io::Error {
@@ -72,7 +73,7 @@ mod tests {
     #[test]
     fn blocking_frames_round_trip() {
         let mut wire = Vec::new();
-        write_frame(&mut wire, b"hello").unwrap();
+        push_frame(&mut wire, b"hello").unwrap();
         assert_eq!(read_frame(&mut wire.as_slice(), 16).unwrap(), b"hello");
     }
 

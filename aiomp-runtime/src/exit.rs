@@ -12,8 +12,8 @@ pub enum ExitStatus {
     Code(i32),
     /// It was killed by this signal.
     Signal(i32),
-    /// It ended, but its status was lost: its fork server died before
-    /// reporting it.
+    /// It ended, but its status could not be read (something else in this
+    /// process reaped it first, e.g. a `SIGCHLD` handler that reaps every child).
     Unknown,
 }
 
@@ -50,7 +50,7 @@ impl fmt::Display for ExitStatus {
                 Some(name) => write!(f, "killed by signal {signal} ({name})"),
                 None => write!(f, "killed by signal {signal}"),
             },
-            ExitStatus::Unknown => f.write_str("exit status unknown (its fork server died)"),
+            ExitStatus::Unknown => f.write_str("exit status unknown (reaped by someone else)"),
         }
     }
 }

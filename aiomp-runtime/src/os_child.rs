@@ -1,64 +1,44 @@
 //! A started child process: its pid, signals, and its exit status, awaited
 //! through a pidfd (no polling, no SIGCHLD handler, no pid-reuse race).
 //!
-//! A child this process forked or spawned is reaped here with `waitpid`. A
-//! child of the fork server is not ours to reap: its status arrives from the
-//! server ([`OsChild::record`]); if the server died first, the pidfd still
-//! says the child exited, and the status is [`ExitStatus::Unknown`].
+//! Every worker is this process's own child, reaped here with `waitpid`:
+//! spawned, forked, or forked by the fork server as this process's child
+//! (`CLONE_PARENT`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use crate::exit::ExitStatus;
 use crate::sys;
 
-/// How long to wait for the fork server's report once a child has exited.
-const REPORT_GRACE: Duration = Duration::from_secs(1);
-
-/// Who reaps the child and knows its status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reaper {
-    /// This process, with `waitpid`.
-    Us,
-    /// The fork server, which reports the status.
-    ForkServer,
-}
-
 /// A child this process started (directly or through the fork server).
 #[derive(Debug)]
 pub(crate) struct OsChild {
     pid: u32,
     pidfd: Option<OwnedFd>,
-    reaper: Reaper,
     /// `Some` once the status is known; whoever learns it first stores it.
     status: Mutex<Option<ExitStatus>>,
-    known: Condvar,
     exited: watch::Sender<Option<ExitStatus>>,
 }
 
 impl OsChild {
     /// Adopts a child this process started, and starts watching for its exit.
     pub(crate) fn adopt(pid: u32) -> Arc<OsChild> {
-        let child = OsChild::new(pid, Reaper::Us);
+        let child = OsChild::adopt_unwatched(pid);
         child.watch();
         child
     }
 
-    /// Adopts a child of the fork server; call [`watch`](Self::watch) next.
-    pub(crate) fn adopt_remote(pid: u32) -> Arc<OsChild> {
-        OsChild::new(pid, Reaper::ForkServer)
-    }
-
-    fn new(pid: u32, reaper: Reaper) -> Arc<OsChild> {
+    /// Adopts a child this process did not start itself (the fork server
+    /// did, as this process's child); call [`watch`](Self::watch) next, on
+    /// the runtime that is to watch it.
+    pub(crate) fn adopt_unwatched(pid: u32) -> Arc<OsChild> {
         Arc::new(OsChild {
             pid,
             pidfd: sys::pidfd_open(pid).ok(),
-            reaper,
             status: Mutex::new(None),
-            known: Condvar::new(),
             exited: watch::Sender::new(None),
         })
     }
@@ -76,7 +56,7 @@ impl OsChild {
             tokio::spawn(async move {
                 let _ = pidfd.readable().await;
                 drop(pidfd);
-                watcher.exited().await;
+                watcher.exited();
             });
         } else {
             std::thread::Builder::new()
@@ -93,19 +73,8 @@ impl OsChild {
     }
 
     /// Collects the status of a child whose pidfd says it exited.
-    async fn exited(&self) {
-        match self.reaper {
-            Reaper::Us => {
-                self.wait_blocking();
-            }
-            Reaper::ForkServer => {
-                let mut exited = self.exited.subscribe();
-                let reported = tokio::time::timeout(REPORT_GRACE, exited.wait_for(Option::is_some)).await;
-                if reported.is_err() {
-                    self.record(ExitStatus::Unknown);
-                }
-            }
-        }
+    fn exited(&self) {
+        self.wait_blocking();
     }
 
     /// Stores the exit status, unless one is already known; returns the known one.
@@ -113,7 +82,6 @@ impl OsChild {
         let mut slot = crate::lock(&self.status);
         let status = *slot.get_or_insert(status);
         drop(slot);
-        self.known.notify_all();
         self.exited.send_replace(Some(status));
         status
     }
@@ -121,7 +89,7 @@ impl OsChild {
     /// The exit status if the child has exited (reaping it), `None` while it runs.
     pub(crate) fn try_wait(&self) -> Option<ExitStatus> {
         let slot = crate::lock(&self.status);
-        if slot.is_some() || self.reaper == Reaper::ForkServer {
+        if slot.is_some() {
             return *slot;
         }
         match sys::waitpid(self.pid, false) {
@@ -140,24 +108,9 @@ impl OsChild {
         if let Some(status) = self.try_wait() {
             return status;
         }
-        match self.reaper {
-            Reaper::Us => match sys::waitpid(self.pid, true) {
-                Ok(Some(raw)) => self.record(ExitStatus::from_wait_status(raw)),
-                _ => self.try_wait().unwrap_or(ExitStatus::Unknown),
-            },
-            Reaper::ForkServer => {
-                if let Some(pidfd) = &self.pidfd {
-                    let _ = sys::wait_readable(&[pidfd.as_raw_fd()]);
-                }
-                let slot = crate::lock(&self.status);
-                let (slot, _) = self
-                    .known
-                    .wait_timeout_while(slot, REPORT_GRACE, |status| status.is_none())
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let status = *slot;
-                drop(slot);
-                status.unwrap_or_else(|| self.record(ExitStatus::Unknown))
-            }
+        match sys::waitpid(self.pid, true) {
+            Ok(Some(raw)) => self.record(ExitStatus::from_wait_status(raw)),
+            _ => self.try_wait().unwrap_or(ExitStatus::Unknown),
         }
     }
 

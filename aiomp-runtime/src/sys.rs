@@ -69,25 +69,6 @@ pub(crate) fn waitpid(pid: u32, block: bool) -> io::Result<Option<i32>> {
     }
 }
 
-/// Makes the child of `command` inherit `fd` across its `exec` (and no other
-/// process: the flag is cleared only in the forked child).
-pub(crate) fn keep_fd_across_exec(command: &mut std::process::Command, fd: RawFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls fcntl,
-    // which is async-signal-safe; it allocates nothing and takes no lock.
-    unsafe {
-        command.pre_exec(move || clear_cloexec(fd));
-    }
-}
-
-/// Lets `fd` survive `exec`. Async-signal-safe: for use between fork and exec.
-fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an fd number; an invalid one gives EBADF.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) }).map(drop)
-}
-
 /// Takes ownership of an inherited fd after checking that it is a socket, and
 /// marks it close-on-exec so that the worker's own children do not inherit it.
 pub(crate) fn adopt_inherited_socket(fd: RawFd) -> io::Result<OwnedFd> {
@@ -101,11 +82,27 @@ pub(crate) fn adopt_inherited_socket(fd: RawFd) -> io::Result<OwnedFd> {
             format!("fd {fd} is not a socket"),
         ));
     }
-    // SAFETY: fcntl on a valid fd.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
-    // SAFETY: the parent passed this fd to this process alone, and it is
-    // adopted once (the caller takes the environment variable that names it).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    if fd > libc::STDERR_FILENO {
+        // SAFETY: fcntl on a valid fd.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        // SAFETY: the parent passed this fd to this process alone, and it is
+        // adopted once (the caller takes the environment variable that names it).
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    // Passed as a standard stream (stdin, for spawn): moved off it, close-on-exec,
+    // and /dev/null put in its place, so that the program's own use of
+    // stdin never touches the channel.
+    // SAFETY: fcntl on a valid fd; the new fd is ours alone.
+    let moved = unsafe { OwnedFd::from_raw_fd(check(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3))?) };
+    // SAFETY: a constant, NUL-terminated path.
+    let null = check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
+    // SAFETY: both fds are valid; dup2 replaces the standard stream (without
+    // close-on-exec) and `null` is closed once duplicated.
+    let replaced = check(unsafe { libc::dup2(null, fd) });
+    // SAFETY: `null` is ours and used nowhere else.
+    unsafe { libc::close(null) };
+    replaced?;
+    Ok(moved)
 }
 
 /// Exits at once, without running destructors or flushing stdio buffers
@@ -143,6 +140,42 @@ pub(crate) fn fork() -> io::Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid as u32)),
     }
+}
+
+/// Forks the calling process as a sibling: the new process is a child of
+/// the caller's parent (`CLONE_PARENT`), which reaps it and gets its exit
+/// status directly. For the fork server, which is single-threaded: the raw
+/// `clone` skips glibc's fork handlers, which only matter with other threads.
+pub(crate) fn fork_sibling() -> io::Result<Forked> {
+    let flags = libc::c_ulong::try_from(libc::CLONE_PARENT | libc::SIGCHLD).expect("positive flags");
+    // SAFETY: clone without CLONE_VM or a new stack behaves as fork: the
+    // child continues on a copy of this (single) thread's stack and memory.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        // A pid always fits in 32 bits.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// The calling thread's name (the process's, for its main thread), as `ps` shows it.
+pub(crate) fn thread_name() -> [u8; 16] {
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into `name`.
+    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    name
+}
+
+/// Names the calling thread (the process, for its main thread); `name` is
+/// NUL-terminated within 16 bytes.
+pub(crate) fn set_thread_name(name: &[u8; 16]) {
+    let mut name = *name;
+    name[15] = 0;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes;
+    // the last byte was forced to NUL above.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 /// In a freshly forked child: restores the default handling of the signals
@@ -232,4 +265,23 @@ pub(crate) fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
     }
+}
+
+/// Fills `bytes` from the kernel's random source (`getrandom`, one system
+/// call; it blocks only before the pool is seeded at boot).
+pub(crate) fn fill_random(bytes: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let rest = &mut bytes[filled..];
+        // SAFETY: writes at most `rest.len()` bytes into `rest`.
+        let got = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match got {
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            -1 => return Err(io::Error::last_os_error()),
+            // Non-negative and at most `rest.len()`.
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            got => filled += got as usize,
+        }
+    }
+    Ok(())
 }

@@ -107,14 +107,11 @@ pub(crate) struct Launched {
 
 /// A fresh random token from the OS.
 pub(crate) fn random_token() -> Result<Token, Error> {
-    use std::io::Read;
     let mut token = [0; TOKEN_BYTES];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut token))
-        .map_err(|source| Error::Io {
-            action: "reading /dev/urandom for a channel token",
-            source,
-        })?;
+    crate::sys::fill_random(&mut token).map_err(|source| Error::Io {
+        action: "reading the kernel's random source for a channel token",
+        source,
+    })?;
     Ok(token)
 }
 

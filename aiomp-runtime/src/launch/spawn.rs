@@ -1,9 +1,9 @@
 //! Spawn: re-execute the current binary with the child's end of a socketpair
-//! inherited (the only fd it gets beyond stdio), named in the environment
-//! with the token. Its `main` (or its `#[aiomp::test]`) calls
+//! as its stdin (the child moves it off fd 0 at once), named in the
+//! environment with the token. Its `main` (or its `#[aiomp::test]`) calls
 //! [`init`](crate::init) first, which finds the fd and serves.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -12,7 +12,6 @@ use crate::entry::{Entry, entry};
 use crate::error::Error;
 use crate::launch::{Launched, WORKER_ENV, random_token, token_hex};
 use crate::os_child::OsChild;
-use crate::sys;
 
 /// The binary this process is running, whatever became of its path.
 const RUNNING_BINARY: &str = "/proc/self/exe";
@@ -37,7 +36,6 @@ pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
     };
     let token = random_token()?;
     let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
-    let fd = child_end.as_raw_fd();
     // The running binary itself, even if its file was replaced or deleted
     // since (a rebuild under a long-running service): a child can never be
     // a different build. Its argv[0] keeps the usual name for `ps`.
@@ -45,13 +43,17 @@ pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
     if let Ok(exe) = std::env::current_exe() {
         command.arg0(exe);
     }
+    // The channel goes in as stdin: the child moves it off fd 0 (and puts
+    // /dev/null there) before anything else runs. Passing it as a standard
+    // stream rather than clearing its close-on-exec flag between fork and
+    // exec lets std start the child with posix_spawn (vfork), whose cost
+    // does not grow with the parent's memory as fork's does.
     command
         .args(args)
-        .env(WORKER_ENV, format!("{role}:{fd}:{}", token_hex(&token)))
-        .stdin(Stdio::null());
-    sys::keep_fd_across_exec(&mut command, fd);
+        .env(WORKER_ENV, format!("{role}:0:{}", token_hex(&token)))
+        .stdin(Stdio::from(OwnedFd::from(child_end)));
     let child = command.spawn().map_err(Error::Spawn)?;
-    drop(child_end);
+    drop(command);
     Ok(Launched {
         child: OsChild::adopt(child.id()),
         stream: parent_end,

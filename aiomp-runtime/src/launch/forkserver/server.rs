@@ -1,19 +1,27 @@
-//! The fork server's own loop: one thread, no runtime; wait for a request or
-//! a child's exit, fork or report.
+//! The fork server's own loop: one thread, no runtime; wait for a request,
+//! fork, report the pid.
+//!
+//! Each worker is forked as a sibling of the server (`CLONE_PARENT`): a
+//! child of the parent itself, which reaps it and reads its exit status
+//! directly, as for any other start method. The server never waits for a
+//! worker, and a server that dies leaves its workers nothing to lose.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use sendfd::RecvWithFd;
 
-use super::{EXITED, FAILED, FORK, FORKED, REPLY_BYTES, REQUEST_BYTES};
+use super::{FAILED, FORK, FORKED, REPLY_BYTES, REQUEST_BYTES};
 use crate::child::{self, EXIT_HANDSHAKE};
-use crate::exit::ExitStatus;
 use crate::launch::Token;
 use crate::panic;
 use crate::registry::Registry;
 use crate::sys::{self, Forked};
+
+/// The server's name in `ps` and `/proc/PID/comm` (a worker takes back the
+/// program's own).
+const SERVER_NAME: &[u8; 16] = b"aiomp-forksrv\0\0\0";
 
 /// Serves fork requests on `control` until the parent closes it, then exits.
 pub(crate) fn serve_fork_requests(mut control: UnixStream, token: &Token) -> ! {
@@ -26,34 +34,16 @@ pub(crate) fn serve_fork_requests(mut control: UnixStream, token: &Token) -> ! {
         child::die(EXIT_HANDSHAKE, &format!("fork server: {error}"));
     }
     panic::install_hook();
-    let mut children: Vec<(u32, OwnedFd)> = Vec::new();
+    let program_name = sys::thread_name();
+    sys::set_thread_name(SERVER_NAME);
     loop {
-        let mut fds = vec![control.as_raw_fd()];
-        fds.extend(children.iter().map(|(_, pidfd)| pidfd.as_raw_fd()));
-        let ready =
-            sys::wait_readable(&fds).unwrap_or_else(|e| child::die(EXIT_HANDSHAKE, &format!("fork server: {e}")));
-        if ready[0] {
-            serve_request(&mut control, &mut children, parent);
-        }
-        let mut ready = ready.into_iter().skip(1);
-        children.retain(|(pid, _)| {
-            let exited = ready.next().unwrap_or(false);
-            if !exited {
-                return true;
-            }
-            match sys::waitpid(*pid, false) {
-                Ok(Some(raw)) => {
-                    report(&mut control, EXITED, *pid, Some(ExitStatus::from_wait_status(raw)));
-                    false
-                }
-                Ok(None) => true,
-                Err(_) => false,
-            }
-        });
+        serve_request(&mut control, parent, &program_name);
     }
 }
 
-fn serve_request(control: &mut UnixStream, children: &mut Vec<(u32, OwnedFd)>, parent: u32) {
+/// Reads one request (its first bytes carry the worker's channel), forks,
+/// and reports the new worker's pid.
+fn serve_request(control: &mut UnixStream, parent: u32, program_name: &[u8; 16]) {
     let mut request = [0; REQUEST_BYTES];
     let mut fds = [-1; 1];
     let (read, received) = match control.recv_with_fd(&mut request, &mut fds) {
@@ -68,51 +58,26 @@ fn serve_request(control: &mut UnixStream, children: &mut Vec<(u32, OwnedFd)>, p
         child::die(EXIT_HANDSHAKE, "fork server: malformed request from the parent");
     };
     let token: Token = request[1..].try_into().expect("token length");
-    match sys::fork() {
+    let mut reply = [0; REPLY_BYTES];
+    match sys::fork_sibling() {
         Ok(Forked::Child) => {
-            // The server never started a runtime: every other fd can go.
+            sys::set_thread_name(program_name);
             sys::reset_signals();
             if sys::close_fds_except(channel.as_raw_fd()).is_err() {
                 sys::exit_now(EXIT_HANDSHAKE);
             }
-            // Their fds were closed with the others: forget them rather than close them twice.
-            std::mem::forget(std::mem::take(children));
             child::serve_forked(UnixStream::from(channel), &token, parent)
         }
         Ok(Forked::Parent(pid)) => {
-            drop(channel);
-            report(control, FORKED, pid, None);
-            if let Ok(pidfd) = sys::pidfd_open(pid) {
-                children.push((pid, pidfd));
-            } else {
-                // Cannot watch it: wait for it now rather than leak a zombie.
-                let status = sys::waitpid(pid, true).ok().flatten().map(ExitStatus::from_wait_status);
-                report(control, EXITED, pid, status);
-            }
+            reply[0] = FORKED;
+            reply[1..5].copy_from_slice(&pid.to_le_bytes());
         }
         Err(error) => {
-            drop(channel);
-            let mut reply = [0; REPLY_BYTES];
             reply[0] = FAILED;
-            reply[6..10].copy_from_slice(&error.raw_os_error().unwrap_or(0).to_le_bytes());
-            if control.write_all(&reply).is_err() {
-                sys::exit_now(0);
-            }
+            reply[5..9].copy_from_slice(&error.raw_os_error().unwrap_or(0).to_le_bytes());
         }
     }
-}
-
-fn report(control: &mut UnixStream, tag: u8, pid: u32, status: Option<ExitStatus>) {
-    let mut reply = [0; REPLY_BYTES];
-    reply[0] = tag;
-    reply[1..5].copy_from_slice(&pid.to_le_bytes());
-    let (kind, value) = match status {
-        Some(ExitStatus::Signal(signal)) => (1, signal),
-        Some(status) => (0, status.code()),
-        None => (0, 0),
-    };
-    reply[5] = kind;
-    reply[6..10].copy_from_slice(&value.to_le_bytes());
+    drop(channel);
     if control.write_all(&reply).is_err() {
         sys::exit_now(0);
     }
