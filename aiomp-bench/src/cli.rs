@@ -22,9 +22,9 @@ usage: aiomp-bench all [--quick] [--output PATH] [--chart PATH] [--python PATH] 
   --only LIST     only these workloads (W1..W9, WR)
 ";
 
-/// Runs the command line `args` (without the program name).
-pub async fn main(args: Vec<String>) -> ExitCode {
-    let started = Instant::now();
+/// Runs the command line `args` (without the program name); `started` is
+/// when the process entered `main`.
+pub async fn main(args: Vec<String>, started: Instant) -> ExitCode {
     let Some(first) = args.first() else {
         eprint!("{USAGE}");
         return ExitCode::from(2);

@@ -28,5 +28,6 @@ pub mod stats;
 pub mod subprocess;
 pub mod suite;
 pub mod targets;
+pub mod timer;
 pub mod work;
 pub mod workloads;

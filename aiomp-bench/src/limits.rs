@@ -201,14 +201,38 @@ pub async fn tokio_tasks(n: u64, deadline: Duration) -> Outcome {
     }
 }
 
+/// Which sleep a W3 run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// `tokio::time::sleep`: millisecond ticks, every deadline rounded up.
+    Tokio,
+    /// [`crate::timer::sleep`]: a timerfd, to a few microseconds.
+    Precise,
+}
+
 /// W3 on tokio in this process: `items` sleeps of `sleep_ms`, `at_once` at a time.
-pub async fn tokio_sleeps(items: u64, at_once: usize, sleep_ms: u64, ideal: f64, deadline: Duration) -> Outcome {
+///
+/// # Panics
+///
+/// With [`Timer::Precise`], if the kernel refuses a timerfd (never on Linux ≥ 2.6.25).
+pub async fn tokio_sleeps(
+    items: u64,
+    at_once: usize,
+    sleep_ms: u64,
+    timer: Timer,
+    ideal: f64,
+    deadline: Duration,
+) -> Outcome {
     use futures_util::StreamExt;
     let run = async {
         let started = Instant::now();
         let done = futures_util::stream::iter(0..items)
             .map(|x| async move {
-                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+                let duration = Duration::from_millis(sleep_ms);
+                match timer {
+                    Timer::Tokio => tokio::time::sleep(duration).await,
+                    Timer::Precise => crate::timer::sleep(duration).await.expect("a timerfd works on Linux"),
+                }
                 x
             })
             .buffer_unordered(at_once)

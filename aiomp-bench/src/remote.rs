@@ -18,6 +18,20 @@ pub async fn sleep_ms(x: u64, ms: u64) -> u64 {
     x
 }
 
+/// W3 (precise): sleeps `ms` milliseconds on a timerfd, to the microsecond,
+/// and returns `x`.
+///
+/// # Panics
+///
+/// If the kernel refuses a timerfd (never on Linux ≥ 2.6.25).
+#[remote]
+pub async fn sleep_precisely_ms(x: u64, ms: u64) -> u64 {
+    crate::timer::sleep(Duration::from_millis(ms))
+        .await
+        .expect("a timerfd works on Linux");
+    x
+}
+
 /// W4: CPU-bound work on the worker's thread (a plain `fn`).
 #[remote]
 pub fn spin(iters: u64) -> u64 {

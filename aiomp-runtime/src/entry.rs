@@ -42,14 +42,25 @@ pub(crate) fn entry() -> Option<&'static Entry> {
 /// }
 /// ```
 ///
+/// In the parent it also reads `AIOMP_START_METHOD` ([`START_METHOD_ENV`](crate::START_METHOD_ENV)),
+/// if set: `spawn`, `fork` or `forkserver` becomes the default start method,
+/// as with [`set_start_method`](crate::set_start_method). With
+/// `forkserver`, the fork server starts right here, by forking this process
+/// while it is still single-threaded (as it is at the top of `main`): it is a
+/// copy of the program as `main` starts, and the first pool's workers are
+/// forked from it without re-executing the binary. (When other threads
+/// exist already, it starts on first use instead, by re-executing the binary.)
+///
 /// # Panics
 ///
-/// Never in the parent. In a child, it does not return: it serves tasks and
+/// In the parent, if `AIOMP_START_METHOD` holds anything but a start
+/// method's name. In a child, it does not return: it serves tasks and
 /// exits the process.
 #[allow(clippy::needless_doctest_main)] // the point is a hand-written `main`
 pub fn init() {
     let _ = ENTRY.set(Entry::Main);
     child::serve_if_child();
+    crate::launch::apply_environment();
 }
 
 /// The runtime flavors `#[aiomp::main]` and `#[aiomp::test]` accept.

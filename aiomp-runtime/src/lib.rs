@@ -42,7 +42,7 @@ pub use entry::init;
 pub use error::{Error, RemoteError, RemoteErrorKind, Result};
 pub use exit::ExitStatus;
 pub use json::Json;
-pub use launch::{StartMethod, get_start_method, set_start_method};
+pub use launch::{START_METHOD_ENV, StartMethod, get_start_method, set_start_method};
 pub use pool::{ApplyResult, Pool, PoolBuilder, PoolResult, PoolStats, Unordered, WorkerRuntime, WorkerStats};
 pub use process::{Process, Worker};
 pub use remote_fn::{AsyncFn, BlockingFn, RemoteFn};

@@ -285,3 +285,14 @@ pub(crate) fn fill_random(bytes: &mut [u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Puts /dev/null on stdin.
+pub(crate) fn null_stdin() -> io::Result<()> {
+    // SAFETY: a constant, NUL-terminated path.
+    let null = check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: both fds are valid; dup2 replaces stdin (without close-on-exec).
+    let replaced = check(unsafe { libc::dup2(null, libc::STDIN_FILENO) });
+    // SAFETY: `null` is ours and used nowhere else.
+    unsafe { libc::close(null) };
+    replaced.map(drop)
+}

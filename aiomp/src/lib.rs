@@ -301,6 +301,13 @@
 //! }
 //! ```
 //!
+//! The environment can set the default too: `AIOMP_START_METHOD=forkserver`
+//! (or `spawn`, `fork`) is read by [`init`] (which `#[aiomp::main]` calls
+//! first). With `forkserver` the server starts right there, forked from the
+//! program while it is still single-threaded at the top of `main`, so the
+//! first pool's workers are forked at once rather than after re-executing
+//! the binary for the server.
+//!
 //! A forked child never touches the parent's tokio runtime (its threads do not
 //! exist after a fork); it builds a fresh one. Locks that other parent threads
 //! held at the fork stay held in the child: prefer `Forkserver` to `Fork` in a
@@ -734,8 +741,8 @@ pub use aiomp_macros::test;
 
 pub use aiomp_runtime::{
     ApplyResult, AsyncFn, BlockingFn, Error, ExitStatus, Json, Pool, PoolBuilder, PoolResult, PoolStats, Process,
-    QueueId, RemoteError, RemoteErrorKind, RemoteFn, Result, RoundRobin, Scheduler, StartMethod, TaskId, Unordered,
-    Worker, WorkerRuntime, WorkerStats, get_start_method, init, set_start_method,
+    QueueId, RemoteError, RemoteErrorKind, RemoteFn, Result, RoundRobin, START_METHOD_ENV, Scheduler, StartMethod,
+    TaskId, Unordered, Worker, WorkerRuntime, WorkerStats, get_start_method, init, set_start_method,
 };
 
 #[doc(hidden)]

@@ -109,9 +109,11 @@ pub async fn measure(deadline: Duration, body: impl Future<Output = Result<Value
 }
 
 /// Runs a hidden subcommand of this binary as a fresh process; its JSON output.
-pub async fn fresh(args: &[String], deadline: Duration) -> Result<PeerOutput, RunError> {
+pub async fn fresh(args: &[String], env: &[(&str, &str)], deadline: Duration) -> Result<PeerOutput, RunError> {
     let exe = std::env::current_exe().map_err(|e| RunError::Spawn(e.to_string()))?;
-    run_json(command(exe, args), deadline).await
+    let mut command = command(exe, args);
+    command.envs(env.iter().copied());
+    run_json(command, deadline).await
 }
 
 /// A row that says a system has no equivalent of the workload.

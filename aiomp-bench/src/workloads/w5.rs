@@ -21,17 +21,27 @@ use crate::workloads::{PoolConfig, fresh, median_of_fresh_runs, shut_down};
 pub async fn run(context: &Context) -> Vec<Row> {
     let runs = context.scale.w5_runs;
     let each = deadline(context, Duration::from_secs(60));
-    let base = format!("{runs} fresh processes, timed inside each from the start of main");
+    let base = format!("{runs} fresh processes, timed inside each from the start of main (before aiomp::init)");
     let mut rows = Vec::new();
     for &method in START_METHODS {
         let name = methods::name(method);
         let args = ["__w5".to_owned(), name.clone()];
+        let configuration = if method == StartMethod::Forkserver {
+            format!("{base}; AIOMP_START_METHOD=forkserver: init forks the server")
+        } else {
+            base.clone()
+        };
         rows.push(Row::new(
             Workload::W5,
             System::Aiomp,
             Some(&name),
-            base.clone(),
-            median_of_fresh_runs(runs, || fresh(&args, each)).await,
+            configuration,
+            median_of_fresh_runs(runs, || {
+                let env = environment(method);
+                let args = args.clone();
+                async move { fresh(&args, &env, each).await }
+            })
+            .await,
         ));
     }
     let python_base = format!("{runs} fresh interpreters, timed inside each after the imports");
@@ -71,6 +81,15 @@ pub async fn run(context: &Context) -> Vec<Row> {
         outcome,
     ));
     rows
+}
+
+/// The environment of a fresh W5 process: with forkserver, the setting
+/// that has `aiomp::init` preload the fork server (its start is timed).
+fn environment(method: StartMethod) -> Vec<(&'static str, &'static str)> {
+    match method {
+        StartMethod::Forkserver => vec![(aiomp::START_METHOD_ENV, "forkserver")],
+        _ => Vec::new(),
+    }
 }
 
 /// `__w5 METHOD`: pool of 2, one `apply`, `close` + `join`; prints `{"seconds": ...}`.

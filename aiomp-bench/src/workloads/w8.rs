@@ -22,7 +22,7 @@ fn config() -> PoolConfig {
 pub async fn run(context: &Context) -> Vec<Row> {
     let n = context.scale.w8_items;
     let limit = deadline(context, Duration::from_secs(300));
-    let run = fresh(&["__w8".to_owned(), n.to_string()], limit).await;
+    let run = fresh(&["__w8".to_owned(), n.to_string()], &[], limit).await;
     let mut rows = vec![peers::row(
         Workload::W8,
         System::Aiomp,

@@ -20,6 +20,40 @@ use crate::os_child::OsChild;
 
 pub(crate) use forkserver::serve_fork_requests;
 
+/// The environment variable that sets the default start method at
+/// [`init`](crate::init): `spawn`, `fork` or `forkserver`.
+pub const START_METHOD_ENV: &str = "AIOMP_START_METHOD";
+
+/// Applies [`START_METHOD_ENV`]: sets the default start method, and for
+/// `forkserver` starts the fork server at once, by fork, if this process is
+/// still single-threaded (otherwise it starts on first use, as usual).
+///
+/// # Panics
+///
+/// If the variable holds anything but a start method's name.
+pub(crate) fn apply_environment() {
+    let Some(value) = std::env::var_os(START_METHOD_ENV) else {
+        return;
+    };
+    let method = match value.to_str() {
+        Some("spawn") => StartMethod::Spawn,
+        Some("fork") => StartMethod::Fork,
+        Some("forkserver") => StartMethod::Forkserver,
+        _ => panic!("{START_METHOD_ENV} must be spawn, fork or forkserver, not {value:?}"),
+    };
+    set_start_method(Some(method));
+    if method == StartMethod::Forkserver && single_threaded() {
+        if let Err(error) = forkserver::preload() {
+            tracing::warn!(%error, "aiomp could not preload the fork server; it starts on first use");
+        }
+    }
+}
+
+/// Whether this process has one thread.
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
 /// The environment variable that tells a re-executed binary it is a worker.
 pub(crate) const WORKER_ENV: &str = "AIOMP_WORKER";
 

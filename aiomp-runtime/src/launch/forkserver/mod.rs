@@ -47,9 +47,52 @@ struct ForkServer {
     control: UnixStream,
     /// Cleared once the server is known to be gone.
     alive: bool,
+    /// Whether its exit is watched (a preloaded one's is from its first use on,
+    /// as no runtime existed when it started).
+    watched: bool,
 }
 
 static SERVER: Mutex<Option<ForkServer>> = Mutex::new(None);
+
+/// Starts the fork server now by forking this process, which must be
+/// single-threaded (nothing else may hold a lock the server would need): the
+/// server is then a copy of the program as it starts `main`, and the first
+/// pool's workers are forked without re-executing the binary. Does nothing
+/// if a server runs already.
+pub(crate) fn preload() -> Result<(), Error> {
+    let mut server = crate::lock(&SERVER);
+    if server.is_some() {
+        return Ok(());
+    }
+    let (control, server_end) = UnixStream::pair().map_err(Error::Spawn)?;
+    match crate::sys::fork().map_err(Error::Spawn)? {
+        crate::sys::Forked::Child => {
+            drop(control);
+            // Like a spawned server's, its workers' stdin is /dev/null.
+            if let Err(error) = crate::sys::null_stdin() {
+                crate::child::die(crate::child::EXIT_HANDSHAKE, &format!("fork server: {error}"));
+            }
+            server::serve(server_end)
+        }
+        crate::sys::Forked::Parent(pid) => {
+            drop(server_end);
+            control
+                .set_read_timeout(Some(FORK_TIMEOUT))
+                .map_err(|source| Error::Io {
+                    action: "configuring the fork server's channel",
+                    source,
+                })?;
+            tracing::debug!(pid, "aiomp fork server started (preloaded)");
+            *server = Some(ForkServer {
+                process: OsChild::adopt_unwatched(pid),
+                control,
+                alive: true,
+                watched: false,
+            });
+            Ok(())
+        }
+    }
+}
 
 /// Asks the fork server (starting it if needed) for a new worker.
 pub(super) fn fork_worker() -> Result<Launched, Error> {
@@ -89,12 +132,17 @@ impl ForkServer {
             process,
             control,
             alive: true,
+            watched: true,
         })
     }
 
     /// Asks the server for a worker, passing it the worker's end of a fresh
     /// channel, and waits for its pid.
     fn fork(&mut self) -> Result<Launched, Error> {
+        if !self.watched {
+            self.process.watch();
+            self.watched = true;
+        }
         let token = random_token()?;
         let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
         let mut request = [0; REQUEST_BYTES];

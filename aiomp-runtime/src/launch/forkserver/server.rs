@@ -26,6 +26,12 @@ const SERVER_NAME: &[u8; 16] = b"aiomp-forksrv\0\0\0";
 /// Serves fork requests on `control` until the parent closes it, then exits.
 pub(crate) fn serve_fork_requests(mut control: UnixStream, token: &Token) -> ! {
     child::authenticate(&mut control, token);
+    serve(control)
+}
+
+/// Serves fork requests on an already trusted `control` (the server was
+/// forked, not executed), then exits.
+pub(super) fn serve(mut control: UnixStream) -> ! {
     // Workers watch the server's parent, not the server: a crashed server
     // must not take the pool's workers with it.
     let parent = std::os::unix::process::parent_id();
