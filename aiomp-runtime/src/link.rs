@@ -160,10 +160,22 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Completes the handshake with a launched worker and waits until its initializer ran.
-    pub(crate) async fn connect(config: &LinkConfig, launched: Launched) -> Result<(Link, JoinHandle<LinkEnd>), Error> {
+    /// Completes the handshake with a launched worker and waits until its
+    /// initializer ran. With `only`, the link is one-shot: that job and then
+    /// a drain go out with the handshake, and cross while the worker starts.
+    pub(crate) async fn connect(
+        config: &LinkConfig,
+        launched: Launched,
+        only: Option<Job>,
+    ) -> Result<(Link, JoinHandle<LinkEnd>), Error> {
         let registry = Registry::get()?;
         let child = launched.child;
+        let mut preface = Vec::new();
+        if let Some(job) = &only {
+            let (task, args) = task_of(job);
+            preface.push((Request::Tasks(vec![task]), vec![args]));
+            preface.push((Request::Drain, Vec::new()));
+        }
         let opened = async {
             let stream = launched.stream;
             let (mut reader, mut writer) =
@@ -181,6 +193,7 @@ impl Link {
                 &child,
                 &launched.token,
                 &hello,
+                preface,
                 config.start_timeout,
             )
             .await?;
@@ -195,7 +208,18 @@ impl Link {
             }
         };
         let (requests, outbox) = mpsc::unbounded_channel();
-        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let mut in_flight = InFlight::default();
+        if let Some(job) = only {
+            in_flight.tasks.insert(
+                job.ids.start,
+                Pending {
+                    ids: job.ids,
+                    reply: job.reply,
+                    _slots: None,
+                },
+            );
+        }
+        let in_flight = Arc::new(Mutex::new(in_flight));
         let counters = Arc::new(Counters::default());
         tokio::spawn(write_requests(writer, config.settings.max_frame, outbox));
         let end = tokio::spawn(read_replies(
@@ -239,15 +263,9 @@ impl Link {
             if job.reply.is_closed() {
                 continue;
             }
-            // The submitter keeps every buffer under the frame limit, far under 4 GiB.
-            #[allow(clippy::cast_possible_truncation)]
-            tasks.push(Task {
-                id: job.id(),
-                function: job.function,
-                concurrency: job.concurrency,
-                args_len: job.args.len() as u32,
-            });
-            payload.push(job.args);
+            let (task, args) = task_of(&job);
+            tasks.push(task);
+            payload.push(args);
             in_flight.tasks.insert(
                 job.ids.start,
                 Pending {
@@ -468,6 +486,19 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
         completed: counters.completed.load(Ordering::Relaxed),
         failed: counters.failed.load(Ordering::Relaxed),
     }
+}
+
+/// A job's task message, and its argument buffer to follow it.
+fn task_of(job: &Job) -> (Task, Bytes) {
+    // The submitter keeps every buffer under the frame limit, far under 4 GiB.
+    #[allow(clippy::cast_possible_truncation)]
+    let task = Task {
+        id: job.id(),
+        function: job.function,
+        concurrency: job.concurrency,
+        args_len: job.args.len() as u32,
+    };
+    (task, job.args.clone())
 }
 
 /// Each outcome's result buffer, cut from the payload that follows the

@@ -118,27 +118,25 @@ impl Handle {
         let (done, finished) = watch::channel(None);
         runtime.spawn(async move {
             let child = Arc::clone(&launched.child);
-            let answer = match Link::connect(&config, launched).await {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                ids: 0..1,
+                slots: 1,
+                concurrency: 1,
+                function: target.function,
+                args: single_call(&target.args).into(),
+                reply,
+            };
+            // The call and the drain go out with the handshake.
+            let answer = match Link::connect(&config, launched, Some(job)).await {
                 Ok((link, end)) => {
-                    let (reply, answer) = oneshot::channel();
-                    link.dispatch([(
-                        Job {
-                            ids: 0..1,
-                            slots: 1,
-                            concurrency: 1,
-                            function: target.function,
-                            args: single_call(&target.args).into(),
-                            reply,
-                        },
-                        None,
-                    )]);
-                    link.drain();
                     let answer: Answer = answer
                         .await
                         .unwrap_or(Err(Error::InvalidState("the worker's link dropped the task")));
                     // One task, one call: its only result.
                     let answer = answer.and_then(|results| results.into_single(target.function));
                     let _ = end.await;
+                    drop(link);
                     answer
                 }
                 Err(error) => Err(error),

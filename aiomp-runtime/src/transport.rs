@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::launch::Token;
 use crate::os_child::OsChild;
-use crate::protocol::{Hello, Welcome};
+use crate::protocol::{Hello, Request, Welcome};
 
 /// The reading half of a channel: typed messages out of frames.
 #[derive(Debug)]
@@ -204,29 +204,30 @@ impl FrameWriter {
             self.queue.pop_front();
         }
     }
-
-    /// Sends one message and flushes.
-    pub(crate) async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
-        self.feed(message)?;
-        self.flush().await
-    }
 }
 
-/// Sends the token and `hello`, and waits for the child's [`Welcome`], racing the child's exit
-/// and `deadline`: a child that dies or hangs before answering is an error.
+/// Sends the token, `hello` and then `preface` (requests the child reads once
+/// it accepted: they cross while it starts), all in one write, and waits for
+/// the child's [`Welcome`], racing the child's exit and `deadline`: a child
+/// that dies or hangs before answering is an error.
 pub(crate) async fn handshake(
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
     child: &OsChild,
     token: &Token,
     hello: &Hello,
+    preface: Vec<(Request, Vec<Bytes>)>,
     deadline: Duration,
 ) -> Result<(), Error> {
     let pid = child.pid();
     let exchange = async {
         // The token goes first, raw, before any frame.
-        writer.stream.write_all(token).await.map_err(ChannelError::Io)?;
-        writer.send(hello).await?;
+        writer.small.extend_from_slice(token);
+        writer.feed(hello)?;
+        for (request, payload) in preface {
+            writer.feed_with_payload(&request, payload)?;
+        }
+        writer.flush().await?;
         reader.recv::<Welcome>().await
     };
     let welcome = tokio::select! {

@@ -17,13 +17,25 @@ pub async fn run(context: &Context) -> Vec<Row> {
     let limit = deadline(context, Duration::from_secs(120));
     let config = PoolConfig::new(2, 16);
     let base = format!("{calls} calls, one at a time");
-    let mut rows = vec![Row::new(
-        Workload::W2,
-        System::Aiomp,
-        None,
-        format!("{base}, {}", config.describe()),
-        measure(limit, aiomp_applies(config, calls)).await,
-    )];
+    let mut rows = vec![
+        Row::new(
+            Workload::W2,
+            System::Aiomp,
+            Some("multi-thread parent"),
+            format!("{base}, {}, the parent on tokio's default runtime", config.describe()),
+            measure(limit, aiomp_applies(config, calls)).await,
+        ),
+        Row::new(
+            Workload::W2,
+            System::Aiomp,
+            Some("current-thread parent"),
+            format!(
+                "{base}, {}, the parent on a current-thread runtime (no wake-up crosses a thread)",
+                config.describe()
+            ),
+            measure(limit, on_current_thread(move || aiomp_applies(config, calls))).await,
+        ),
+    ];
     let options = [("n", calls.to_string())];
     for (system, library) in [
         (System::Aiomultiprocess, Library::Aiomultiprocess),
@@ -53,6 +65,23 @@ pub async fn run(context: &Context) -> Vec<Row> {
         limits::ping_pong(rounds, limit).await,
     ));
     rows
+}
+
+/// Runs `body` on a current-thread runtime of its own, on a thread of its own.
+async fn on_current_thread<F, Fut>(body: F) -> Result<Value, String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(body())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 async fn aiomp_applies(config: PoolConfig, calls: u64) -> Result<Value, String> {

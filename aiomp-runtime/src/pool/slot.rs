@@ -92,7 +92,7 @@ impl Shared {
             launched.child.kill_and_reap();
             return Err(self.stopped_error());
         }
-        match Link::connect(&self.link_config(), launched).await {
+        match Link::connect(&self.link_config(), launched, None).await {
             Ok((link, end)) => {
                 let link = Arc::new(link);
                 crate::lock(&self.links).insert(pid, Arc::clone(&link));
