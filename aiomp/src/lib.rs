@@ -560,20 +560,26 @@
 //!   an `async fn` gets no such care: it blocks its worker's other tasks.
 //! - **Queues.** All workers of a queue take tasks from it, so the load on
 //!   each queue is throughput ÷ `queue_count`. One queue is enough for most
-//!   pools (the W1 benchmark passes ~950,000 trivial tasks/s through one
+//!   pools (the W1 benchmark passes ~20 million trivial calls/s through one
 //!   queue on 2 cores); add queues, up to `processes`, when profiling shows
 //!   contention on it, or to route tasks with a custom [`Scheduler`].
-//! - **Chunky, not tiny, tasks.** A task costs microseconds of overhead
-//!   (encoding, a frame on a socket, a tokio task in the worker): a trivial
-//!   one is not worth sending. Batch tiny items into chunks of a few
-//!   thousand, `pool.map(f, items.chunks(1000).map(<[T]>::to_vec))`, and
-//!   return one result per chunk.
+//! - **Maps of tiny calls.** A `map` sends consecutive calls as one chunk:
+//!   their arguments in one buffer, one frame, one task in the worker, their
+//!   results in one buffer back. A worker holds at most `child_concurrency`
+//!   calls, running or waiting (so that a crash fails no more than that), and
+//!   a chunk is at most a quarter of that. With the default 16, a chunk is 4
+//!   calls; for maps of thousands of calls of a microsecond each, raise
+//!   `child_concurrency` into the thousands (W1 runs with 4096: chunks of
+//!   1024 calls, ~20 million calls/s on 2 cores).
 //! - **Recycling.** [`max_tasks_per_child`](PoolBuilder::max_tasks_per_child)
 //!   replaces a worker after that many tasks, which resets whatever it leaked.
 //!   A new worker costs milliseconds (least with forkserver), so recycle
 //!   after hundreds or thousands of tasks, not every one.
 //! - **Short-lived workers.** One-shot [`Worker`]s and frequent recycling
-//!   start fastest with [`StartMethod::Forkserver`] (or `Fork`).
+//!   start fastest with [`StartMethod::Forkserver`] (or `Fork`). Run the
+//!   program with `AIOMP_START_METHOD=forkserver` to have [`init`] fork the
+//!   server at the top of `main`, so that even the first pool's workers are
+//!   forked rather than executed.
 //! - **Byte buffers.** See [Byte buffers](#byte-buffers).
 //!
 //! BENCHMARKS.md in the repository measures all of this against
