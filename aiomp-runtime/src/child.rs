@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::buffers::Buffers;
 use crate::chunk::{ArgsReader, ResultsWriter};
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
@@ -267,6 +269,8 @@ struct Serve {
     running: HashMap<u64, (AbortHandle, u32)>,
     by_task: HashMap<tokio::task::Id, u64>,
     any_failed: bool,
+    /// Result buffers, back from the writer once written out.
+    buffers: Arc<Buffers>,
 }
 
 impl Serve {
@@ -279,16 +283,18 @@ impl Serve {
             running: HashMap::new(),
             by_task: HashMap::new(),
             any_failed: false,
+            buffers: Arc::default(),
         }
     }
 
     /// Runs the initializer (and says `Ready`, unless the handshake already
     /// did), then tasks until done; returns the exit code.
     async fn run(mut self, stream: UnixStream, announced_ready: bool) -> i32 {
-        let (mut reader, writer) = match transport::channel(stream, self.settings.max_frame) {
+        let (mut reader, mut writer) = match transport::channel(stream, self.settings.max_frame) {
             Ok(halves) => halves,
             Err(e) => die(EXIT_HANDSHAKE, &format!("could not register the channel: {e}")),
         };
+        writer.recycle_into(Arc::clone(&self.buffers));
         let (replies, outbox) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_replies(writer, self.settings.max_frame, outbox));
 
@@ -386,9 +392,11 @@ impl Serve {
         };
         let id = task.id;
         let concurrency = (task.concurrency as usize).max(1);
+        // Most results are about as long as their arguments: one reservation up front.
+        let results = ResultsWriter::into_buffer(self.buffers.take(args.len() + calls * 16));
         let handle = self
             .tasks
-            .spawn(async move { (id, ChunkRun::new(call, args, concurrency, calls).await) });
+            .spawn(async move { (id, ChunkRun::new(call, args, concurrency, results).await) });
         self.by_task.insert(handle.id(), id);
         // A chunk never holds more than u32::MAX calls: its buffer is under 4 GiB and each call takes 4 bytes.
         #[allow(clippy::cast_possible_truncation)]
@@ -472,9 +480,7 @@ struct ChunkRun {
 }
 
 impl ChunkRun {
-    fn new(call: CallContext, args: Bytes, concurrency: usize, calls: usize) -> ChunkRun {
-        // Most results are about as long as their arguments: one reservation up front.
-        let results = ResultsWriter::with_capacity(args.len() + calls * 16);
+    fn new(call: CallContext, args: Bytes, concurrency: usize, results: ResultsWriter) -> ChunkRun {
         ChunkRun {
             invoker: call.registry.invoker(call.function),
             call,

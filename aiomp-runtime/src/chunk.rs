@@ -158,12 +158,10 @@ pub(crate) struct ResultsWriter {
 pub(crate) struct Mark(usize);
 
 impl ResultsWriter {
-    /// A writer whose buffer has room for `bytes` before it grows.
-    pub(crate) fn with_capacity(bytes: usize) -> Self {
-        ResultsWriter {
-            buffer: Vec::with_capacity(bytes),
-            failed: 0,
-        }
+    /// A writer into `buffer` (emptied first).
+    pub(crate) fn into_buffer(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        ResultsWriter { buffer, failed: 0 }
     }
 
     /// Starts call `index`'s result; its value is then appended to

@@ -3,6 +3,7 @@
 //!
 //! Depend on `aiomp`, not on this crate: its API is re-exported and documented there.
 
+mod buffers;
 mod child;
 mod chunk;
 mod codec;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::buffers::Buffers;
 use crate::chunk::read_results;
 use crate::error::Error;
 use crate::exit::ExitStatus;
@@ -119,6 +120,8 @@ pub(crate) struct LinkConfig {
     /// Set by the owner when it is stopping the worker on purpose: tasks then
     /// fail with [`Error::PoolTerminated`] rather than [`Error::WorkerDied`].
     pub(crate) terminating: Arc<AtomicBool>,
+    /// Where the link's writer returns written-out argument buffers.
+    pub(crate) buffers: Option<Arc<Buffers>>,
 }
 
 impl std::fmt::Debug for LinkConfig {
@@ -183,6 +186,9 @@ impl Link {
                     action: "registering a worker's channel",
                     source,
                 })?;
+            if let Some(buffers) = &config.buffers {
+                writer.recycle_into(Arc::clone(buffers));
+            }
             let hello = Hello {
                 fingerprint: registry.fingerprint(),
                 settings: config.settings.clone(),

@@ -109,6 +109,7 @@ impl Handle {
             start_timeout: START_TIMEOUT,
             on_complete: None,
             terminating: Arc::new(AtomicBool::new(false)),
+            buffers: None,
         };
         let launched = {
             let _guard = runtime.enter();

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
+use crate::buffers::Buffers;
 use crate::chunk::encode_into;
 use crate::codec::frame_codec;
 use crate::error::Error;
@@ -48,6 +50,8 @@ pub(crate) struct FrameWriter {
     /// queued as one piece.
     small: Vec<u8>,
     max_frame: usize,
+    /// Where written-out payloads go for reuse, if anywhere.
+    recycle: Option<Arc<Buffers>>,
 }
 
 /// A payload up to this size is copied next to its message rather than
@@ -92,6 +96,7 @@ pub(crate) fn channel(stream: StdUnixStream, max_frame: usize) -> std::io::Resul
             queue: VecDeque::new(),
             small: Vec::new(),
             max_frame,
+            recycle: None,
         },
     ))
 }
@@ -130,6 +135,11 @@ impl FrameReader {
 }
 
 impl FrameWriter {
+    /// Hands each payload, once written out, to `buffers` for reuse.
+    pub(crate) fn recycle_into(&mut self, buffers: Arc<Buffers>) {
+        self.recycle = Some(buffers);
+    }
+
     /// Queues a message without writing: several fed messages go out together.
     pub(crate) fn feed<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
         self.feed_with_payload(message, Vec::new())
@@ -201,7 +211,9 @@ impl FrameWriter {
                 return;
             }
             written -= front.len();
-            self.queue.pop_front();
+            if let (Some(piece), Some(recycle)) = (self.queue.pop_front(), &self.recycle) {
+                recycle.give(piece);
+            }
         }
     }
 }

@@ -142,6 +142,7 @@ impl Pool {
                 start_timeout: builder.start_timeout,
                 on_complete: None,
                 terminating: Arc::new(AtomicBool::new(false)),
+                buffers: Some(Arc::default()),
             },
             senders: Mutex::new(Some(senders)),
             receivers,

@@ -232,8 +232,15 @@ impl Submitter {
         let first = self.next_index;
         let limit = room.min(self.chunk);
         let mut buffer = std::mem::take(&mut self.carried);
-        // About as long as the last chunk's: no growing by doubling.
-        buffer.reserve(self.last_chunk_bytes + self.last_chunk_bytes / 8);
+        if buffer.capacity() == 0 {
+            // About as long as the last chunk's (no growing by doubling), and
+            // a written-out one when that is large.
+            let expected = self.last_chunk_bytes + self.last_chunk_bytes / 8;
+            buffer = match &self.shared.link.buffers {
+                Some(buffers) => buffers.take(expected),
+                None => Vec::with_capacity(expected),
+            };
+        }
         let mut calls: Vec<Slot> = Vec::new();
         if !buffer.is_empty() {
             calls.push(Slot::Encoded(0..buffer.len()));
