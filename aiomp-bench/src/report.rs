@@ -154,11 +154,25 @@ in its own binary (`aiomp-bench/src/bin/procspawn_peer.rs`); and the limits of t
 (`aiomp-bench/src/limits.rs`). A system without an equivalent gets a row that says so.\n\
 - **W1** times the map only, on a pool that already answered one call; multiprocessing.Pool is \
 given several chunksizes and the best is reported. aiomultiprocess and procspawn run fewer items \
-(a rate does not depend on N once N is large), as their configuration column says.\n\
+(a rate does not depend on N once N is large), as their configuration column says. aiomp runs \
+with `child_concurrency(4096)`: a worker holds at most that many calls, and a chunk is a quarter \
+of it.\n\
+- **W2** runs aiomp twice: with the parent on tokio's default multi-thread runtime, where every \
+reply wakes the `block_on` thread from a worker thread (its median moves between ~50 and ~80 µs \
+from run to run on this machine), and on a current-thread runtime, where no wake-up crosses a \
+thread.\n\
+- **W3**'s ideal assumes sleeps of exactly 10 ms. `tokio::time::sleep` rounds every deadline up \
+to its next 1 ms tick (tokio alone, in one process, stays ~15% above the ideal), so W3 also runs \
+with a sleep that lasts 10 ms to a few µs (a timerfd per thread, `aiomp-bench/src/timer.rs`), on \
+aiomp and in one process alike.\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
-first line of `main` (Python: after its imports) to the end of `join`.\n\
-- **W6** counts every byte twice (sent and received); MB = 10⁶ bytes. The limit is one direction \
-of one socket.\n\
+first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
+forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \
+the time).\n\
+- **W6** counts every byte twice (sent and received); MB = 10⁶ bytes. aiomp and procspawn are timed \
+on the second of two identical passes (the first warms the allocators); Python's peers run once. \
+The limit is one direction of one socket, the median of five passes (single passes ranged from \
+1 to 9.5 GB/s here).\n\
 - **W8** runs in a fresh process (`aiomp-bench __w8 N`) that consumes `pool.map(...)` as a stream \
 and reads `VmHWM` from `/proc/self/status` at the end.\n\
 - **W9** is measured from outside for every system: the program starts its pool, makes one call, \
