@@ -149,13 +149,22 @@ async fn one_fork_server_serves_every_forkserver_start() {
 /// Runs `pool_then_wait` with `method`, SIGKILLs it once its pool is up, and
 /// returns the processes it had started that are still running 2 s later.
 fn survivors_of_a_killed_parent(method: &str) -> Vec<u32> {
+    survivors_of_a_killed_parent_with(method, &[], false)
+}
+
+/// [`survivors_of_a_killed_parent`], with `env` set for the parent, and
+/// with one worker spinning on the CPU when it is killed if `busy`.
+fn survivors_of_a_killed_parent_with(method: &str, env: &[(&str, &str)], busy: bool) -> Vec<u32> {
     let mut parent = Command::new(env!("CARGO_BIN_EXE_pool_then_wait"))
         .arg(method)
+        .args(busy.then_some("busy"))
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdout = std::io::BufReader::new(parent.stdout.take().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(parent.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     let pids: Vec<u32> = line
         .strip_prefix("pids ")
         .expect(&line)
@@ -164,6 +173,11 @@ fn survivors_of_a_killed_parent(method: &str) -> Vec<u32> {
         .collect();
     let expected = if method == "forkserver" { 3 } else { 2 };
     assert_eq!(pids.len(), expected, "{line}");
+    if busy {
+        let mut spinning = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut spinning).unwrap();
+        assert_eq!(spinning, "spinning\n");
+    }
     parent.kill().unwrap();
     parent.wait().unwrap();
     aiomp_suite::wait_all_exited(&pids, Duration::from_secs(2))
@@ -182,4 +196,31 @@ fn workers_exit_within_two_seconds_of_a_killed_fork_parent() {
 #[test]
 fn workers_and_the_fork_server_exit_within_two_seconds_of_a_killed_parent() {
     assert_eq!(survivors_of_a_killed_parent("forkserver"), Vec::<u32>::new());
+}
+
+/// A fork server preloaded by `init` was forked by the main thread: its
+/// workers leave the watch to the kernel's parent-death signal.
+#[test]
+fn workers_of_a_preloaded_fork_server_exit_within_two_seconds_of_a_killed_parent() {
+    let env = [(aiomp::START_METHOD_ENV, "forkserver")];
+    assert_eq!(
+        survivors_of_a_killed_parent_with("forkserver", &env, false),
+        Vec::<u32>::new()
+    );
+}
+
+/// A worker busy on the CPU never reads its channel's EOF: only the watch
+/// on the parent ends it, whichever way it watches.
+#[test]
+fn a_worker_spinning_on_the_cpu_exits_within_two_seconds_of_a_killed_parent() {
+    let preloaded = [(aiomp::START_METHOD_ENV, "forkserver")];
+    for (method, env) in [
+        ("spawn", &[][..]),
+        ("fork", &[]),
+        ("forkserver", &[]),
+        ("forkserver", &preloaded),
+    ] {
+        let survivors = survivors_of_a_killed_parent_with(method, env, true);
+        assert_eq!(survivors, Vec::<u32>::new(), "{method} {env:?}");
+    }
 }

@@ -46,6 +46,18 @@ pub(crate) const EXIT_STRAY_CHILD: i32 = 86;
 /// The exit code of a child whose channel or handshake failed.
 pub(crate) const EXIT_HANDSHAKE: i32 = 87;
 
+/// How a worker that must not outlive its parent learns that it exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ParentWatch {
+    /// A thread of the worker's waits on the parent's pidfd.
+    Pidfd,
+    /// The kernel kills the worker (`PR_SET_PDEATHSIG`): its parent in the
+    /// kernel's eyes is the parent's main thread, which lives exactly as
+    /// long as the parent does. Not so where any other thread started it:
+    /// tokio retires idle threads, and the signal would fire with them.
+    MainThreadDeath,
+}
+
 /// Serves as a worker, never returning, if the parent started this process as one.
 pub(crate) fn serve_if_child() {
     let Some(value) = std::env::var_os(WORKER_ENV) else {
@@ -71,7 +83,7 @@ pub(crate) fn serve_if_child() {
         ),
     };
     match role {
-        "spawn" => serve(stream, &token, std::os::unix::process::parent_id()),
+        "spawn" => serve(stream, &token, std::os::unix::process::parent_id(), ParentWatch::Pidfd),
         "forkserver" => serve_fork_requests(stream, &token),
         other => die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} names an unknown role {other:?}")),
     }
@@ -100,12 +112,12 @@ pub(crate) fn die(code: i32, message: &str) -> ! {
 /// server), never returning.
 ///
 /// `parent` is the pid of the process it serves, read before the fork.
-pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32) -> ! {
+pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32, watch: ParentWatch) -> ! {
     IN_WORKER.store(true, Ordering::SeqCst);
     if !tokio_was_running() {
         // Forked from a process that never started tokio (the fork server):
         // this thread is clean.
-        serve(stream, token, parent);
+        serve(stream, token, parent, watch);
     }
     // The forking thread may have been a runtime's thread: its thread-locals
     // say so, and a fresh runtime refuses to start there. A new thread
@@ -113,7 +125,7 @@ pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32) -> ! 
     let token = *token;
     let worker = std::thread::Builder::new()
         .name("aiomp-worker".into())
-        .spawn(move || serve(stream, &token, parent));
+        .spawn(move || serve(stream, &token, parent, watch));
     match worker {
         // `serve` exits the process; it returns only by panicking.
         Ok(worker) => {
@@ -147,11 +159,11 @@ pub(crate) fn authenticate(stream: &mut UnixStream, token: &Token) {
 }
 
 /// Serves the parent (pid `parent`) on `stream` until it is done with this
-/// worker, then exits.
+/// worker, then exits; `watch` says how it would learn of the parent's exit.
 ///
 /// The parent must first send `token`: nothing else on the channel is read,
 /// let alone decoded, before that.
-pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
+pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32, watch: ParentWatch) -> ! {
     let registry = Registry::get();
     authenticate(&mut stream, token);
     let hello = codec::read_frame(&mut stream, DEFAULT_MAX_FRAME)
@@ -199,7 +211,7 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
     }
     let registry = registry.expect("checked above");
     if hello.settings.abort_on_parent_exit {
-        exit_with_parent(parent);
+        exit_with_parent(parent, watch);
     }
     panic::install_hook();
     sys::keep_freed_memory();
@@ -214,10 +226,20 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32) -> ! {
 }
 
 /// Exits this process as soon as `parent` exits, whatever the runtime is
-/// doing (a CPU-bound task does not delay it): a thread waits on the
-/// parent's pidfd. Does not rely on the channel's EOF, which a sibling
-/// holding a copy of the parent's end would delay.
-fn exit_with_parent(parent: u32) {
+/// doing (a CPU-bound task does not delay it): the kernel's parent-death
+/// signal where `watch` says it is safe, else a thread waiting on the
+/// parent's pidfd (a thread costs a worker's start as much as the rest of
+/// it). Does not rely on the channel's EOF, which a sibling holding a copy
+/// of the parent's end would delay.
+fn exit_with_parent(parent: u32, watch: ParentWatch) {
+    if watch == ParentWatch::MainThreadDeath && sys::kill_on_parent_death().is_ok() {
+        // The parent may have exited before the signal was armed: this
+        // process would then have been handed to another.
+        if std::os::unix::process::parent_id() != parent {
+            sys::exit_now(0);
+        }
+        return;
+    }
     let pidfd = match sys::pidfd_open(parent) {
         Ok(pidfd) => pidfd,
         // It was already gone (an exited one not yet reaped still opens, and reads as exited).

@@ -112,6 +112,21 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Whether the calling thread is its process's main thread (the thread
+/// group's leader, which lives as long as the process does).
+pub(crate) fn is_main_thread() -> bool {
+    // SAFETY: gettid takes nothing and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    u32::try_from(tid).ok() == Some(std::process::id())
+}
+
+/// Has the kernel SIGKILL this process when the thread that is its parent
+/// in the kernel's eyes exits.
+pub(crate) fn kill_on_parent_death() -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; the rest is unused.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
 /// Registers a duplicate of `fd` with tokio's reactor for readability.
 pub(crate) fn async_readable(fd: &OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     let owned = fd.try_clone()?;

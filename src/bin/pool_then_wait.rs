@@ -1,14 +1,29 @@
 //! Builds a pool of two workers with the start method named in its first
 //! argument, prints `pids <worker> <worker> [<fork server>]` on one line, then
 //! waits to be killed: the tests kill it to see that no process outlives it.
+//! With `busy` as its second argument, one worker spins on the CPU (and says
+//! `spinning` on its own line first) while it waits: that worker's runtime
+//! never gets to read its channel.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use aiomp::{Pool, StartMethod};
 
 #[aiomp::remote]
 async fn double(x: u64) -> u64 {
     x * 2
+}
+
+/// Spins for two minutes without yielding to the worker's runtime.
+#[aiomp::remote]
+async fn spin() {
+    println!("spinning");
+    std::io::stdout().flush().expect("stdout");
+    let until = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
 }
 
 #[aiomp::main(flavor = "current_thread")]
@@ -25,6 +40,9 @@ async fn main() -> aiomp::Result<()> {
     let line: Vec<String> = pids.iter().map(u32::to_string).collect();
     println!("pids {}", line.join(" "));
     std::io::stdout().flush().expect("stdout");
-    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    if std::env::args().nth(2).as_deref() == Some("busy") {
+        pool.apply(spin, ()).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(120)).await;
     Ok(())
 }

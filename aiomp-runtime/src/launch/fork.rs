@@ -14,7 +14,7 @@
 
 use std::os::unix::net::UnixStream;
 
-use crate::child;
+use crate::child::{self, ParentWatch};
 use crate::error::Error;
 use crate::launch::{Launched, random_token};
 use crate::os_child::OsChild;
@@ -33,7 +33,8 @@ pub(super) fn fork_worker() -> Result<Launched, Error> {
         Forked::Child => {
             sys::reset_signals();
             drop(parent_end);
-            child::serve_forked(child_end, &token, parent)
+            // Any thread may have forked it: only a pidfd is a safe watch.
+            child::serve_forked(child_end, &token, parent, ParentWatch::Pidfd)
         }
         Forked::Parent(pid) => {
             drop(child_end);

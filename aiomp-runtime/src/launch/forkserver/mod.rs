@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use sendfd::SendWithFd;
 
+use crate::child::ParentWatch;
 use crate::error::Error;
 use crate::launch::{Launched, TOKEN_BYTES, random_token, spawn};
 use crate::os_child::OsChild;
@@ -65,6 +66,13 @@ pub(crate) fn preload() -> Result<(), Error> {
         return Ok(());
     }
     let (control, server_end) = UnixStream::pair().map_err(Error::Spawn)?;
+    // Forked by the main thread, the server and the workers it forks (as
+    // this process's children) can leave the watch to the kernel.
+    let watch = if crate::sys::is_main_thread() {
+        ParentWatch::MainThreadDeath
+    } else {
+        ParentWatch::Pidfd
+    };
     match crate::sys::fork().map_err(Error::Spawn)? {
         crate::sys::Forked::Child => {
             drop(control);
@@ -72,7 +80,7 @@ pub(crate) fn preload() -> Result<(), Error> {
             if let Err(error) = crate::sys::null_stdin() {
                 crate::child::die(crate::child::EXIT_HANDSHAKE, &format!("fork server: {error}"));
             }
-            server::serve(server_end)
+            server::serve(server_end, watch)
         }
         crate::sys::Forked::Parent(pid) => {
             drop(server_end);

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use sendfd::RecvWithFd;
 
 use super::{FAILED, FORK, FORKED, REPLY_BYTES, REQUEST_BYTES};
-use crate::child::{self, EXIT_HANDSHAKE};
+use crate::child::{self, EXIT_HANDSHAKE, ParentWatch};
 use crate::launch::Token;
 use crate::panic;
 use crate::registry::Registry;
@@ -24,14 +24,19 @@ use crate::sys::{self, Forked};
 const SERVER_NAME: &[u8; 16] = b"aiomp-forksrv\0\0\0";
 
 /// Serves fork requests on `control` until the parent closes it, then exits.
+///
+/// Whichever thread of the parent started this server, it is its workers'
+/// parent in the kernel's eyes too (they are forked with `CLONE_PARENT`):
+/// they watch the parent's pidfd.
 pub(crate) fn serve_fork_requests(mut control: UnixStream, token: &Token) -> ! {
     child::authenticate(&mut control, token);
-    serve(control)
+    serve(control, ParentWatch::Pidfd)
 }
 
 /// Serves fork requests on an already trusted `control` (the server was
-/// forked, not executed), then exits.
-pub(super) fn serve(mut control: UnixStream) -> ! {
+/// forked, not executed), then exits; its workers watch their parent as
+/// `watch` says.
+pub(super) fn serve(mut control: UnixStream, watch: ParentWatch) -> ! {
     // Workers watch the server's parent, not the server: a crashed server
     // must not take the pool's workers with it.
     let parent = std::os::unix::process::parent_id();
@@ -43,13 +48,13 @@ pub(super) fn serve(mut control: UnixStream) -> ! {
     let program_name = sys::thread_name();
     sys::set_thread_name(SERVER_NAME);
     loop {
-        serve_request(&mut control, parent, &program_name);
+        serve_request(&mut control, parent, watch, &program_name);
     }
 }
 
 /// Reads one request (its first bytes carry the worker's channel), forks,
 /// and reports the new worker's pid.
-fn serve_request(control: &mut UnixStream, parent: u32, program_name: &[u8; 16]) {
+fn serve_request(control: &mut UnixStream, parent: u32, watch: ParentWatch, program_name: &[u8; 16]) {
     let mut request = [0; REQUEST_BYTES];
     let mut fds = [-1; 1];
     let (read, received) = match control.recv_with_fd(&mut request, &mut fds) {
@@ -72,7 +77,7 @@ fn serve_request(control: &mut UnixStream, parent: u32, program_name: &[u8; 16])
             if sys::close_fds_except(channel.as_raw_fd()).is_err() {
                 sys::exit_now(EXIT_HANDSHAKE);
             }
-            child::serve_forked(UnixStream::from(channel), &token, parent)
+            child::serve_forked(UnixStream::from(channel), &token, parent, watch)
         }
         Ok(Forked::Parent(pid)) => {
             reply[0] = FORKED;
