@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::exit::ExitStatus;
 use crate::launch::Token;
 use crate::os_child::OsChild;
 use crate::protocol::{Hello, Request, Welcome};
+use crate::sys;
 
 /// The reading half of a channel: typed messages out of frames.
 #[derive(Debug)]
@@ -187,12 +189,23 @@ impl FrameWriter {
     }
 
     /// Writes out everything fed so far.
+    ///
+    /// Each write is first tried at once, and waits for the socket to be
+    /// writable only if it takes nothing: tokio learns that a fresh channel
+    /// is writable only when its reactor next turns, which can be a thread
+    /// hop away, or behind whatever holds up the calling thread.
     pub(crate) async fn flush(&mut self) -> Result<(), ChannelError> {
         self.queue_small();
         while !self.queue.is_empty() {
             let written = {
                 let pieces: Vec<IoSlice<'_>> = self.queue.iter().take(MAX_PIECES).map(|b| IoSlice::new(b)).collect();
-                self.stream.write_vectored(&pieces).await.map_err(ChannelError::Io)?
+                match sys::send_now(self.stream.as_ref().as_fd(), &pieces) {
+                    Ok(written) => written,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        self.stream.write_vectored(&pieces).await.map_err(ChannelError::Io)?
+                    }
+                    Err(e) => return Err(ChannelError::Io(e)),
+                }
             };
             if written == 0 {
                 return Err(ChannelError::Io(ErrorKind::WriteZero.into()));
