@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::buffers::Buffers;
 use crate::chunk::read_results;
+use crate::codec;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::launch::{Launched, StartMethod};
@@ -163,7 +164,26 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Completes the handshake with a launched worker and waits until its
+    /// The frames a worker launched with `config` reads first (the hello),
+    /// for [`launch`](crate::launch::launch) to put in its channel.
+    pub(crate) fn greeting(config: &LinkConfig) -> Result<Vec<u8>, Error> {
+        let hello = Hello {
+            fingerprint: Registry::get()?.fingerprint(),
+            settings: config.settings.clone(),
+        };
+        let mut greeting = Vec::new();
+        codec::encode(&hello)
+            .map_err(std::io::Error::other)
+            .and_then(|frame| codec::push_frame(&mut greeting, &frame))
+            .map_err(|source| Error::Io {
+                action: "encoding a worker's hello",
+                source,
+            })?;
+        Ok(greeting)
+    }
+
+    /// Completes the handshake with a worker launched with
+    /// [`greeting`](Self::greeting) and waits until its
     /// initializer ran. With `only`, the link is one-shot: that job and then
     /// a drain go out with the handshake, and cross while the worker starts.
     pub(crate) async fn connect(
@@ -189,16 +209,12 @@ impl Link {
             if let Some(buffers) = &config.buffers {
                 writer.recycle_into(Arc::clone(buffers));
             }
-            let hello = Hello {
-                fingerprint: registry.fingerprint(),
-                settings: config.settings.clone(),
-            };
             transport::handshake(
                 &mut reader,
                 &mut writer,
                 &child,
-                &launched.token,
-                &hello,
+                &launched.unsent,
+                registry.fingerprint(),
                 preface,
                 config.start_timeout,
             )

@@ -113,7 +113,7 @@ impl Handle {
         };
         let launched = {
             let _guard = runtime.enter();
-            launch(config.method)?
+            launch(config.method, &Link::greeting(&config)?)?
         };
         let child = Arc::clone(&launched.child);
         let (done, finished) = watch::channel(None);

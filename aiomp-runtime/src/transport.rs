@@ -25,9 +25,8 @@ use crate::chunk::encode_into;
 use crate::codec::frame_codec;
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::launch::Token;
 use crate::os_child::OsChild;
-use crate::protocol::{Hello, Request, Welcome};
+use crate::protocol::{Request, Welcome};
 use crate::sys;
 
 /// The reading half of a channel: typed messages out of frames.
@@ -231,24 +230,24 @@ impl FrameWriter {
     }
 }
 
-/// Sends the token, `hello` and then `preface` (requests the child reads once
-/// it accepted: they cross while it starts), all in one write, and waits for
-/// the child's [`Welcome`], racing the child's exit and `deadline`: a child
-/// that dies or hangs before answering is an error.
+/// Sends what the launch left `unsent` of the token and hello, then
+/// `preface` (requests the child reads once it accepted: they cross while
+/// it starts), all in one write, and waits for the child's [`Welcome`]
+/// from the registry `fingerprint`, racing the child's exit and `deadline`:
+/// a child that dies or hangs before answering is an error.
 pub(crate) async fn handshake(
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
     child: &OsChild,
-    token: &Token,
-    hello: &Hello,
+    unsent: &[u8],
+    fingerprint: u64,
     preface: Vec<(Request, Vec<Bytes>)>,
     deadline: Duration,
 ) -> Result<(), Error> {
     let pid = child.pid();
     let exchange = async {
-        // The token goes first, raw, before any frame.
-        writer.small.extend_from_slice(token);
-        writer.feed(hello)?;
+        // What the launch left of the token and hello goes first.
+        writer.small.extend_from_slice(unsent);
         for (request, payload) in preface {
             writer.feed_with_payload(&request, payload)?;
         }
@@ -278,7 +277,7 @@ pub(crate) async fn handshake(
         }
     };
     welcome.accepted.map_err(|reason| Error::Handshake { pid, reason })?;
-    if welcome.fingerprint != hello.fingerprint {
+    if welcome.fingerprint != fingerprint {
         return Err(Error::Handshake {
             pid,
             reason: "its registry of remote functions differs from the parent's (a different binary)".into(),

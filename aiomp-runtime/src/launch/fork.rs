@@ -16,19 +16,20 @@ use std::os::unix::net::UnixStream;
 
 use crate::child::{self, ParentWatch};
 use crate::error::Error;
-use crate::launch::{Launched, random_token};
+use crate::launch::{Launched, greet, random_token};
 use crate::os_child::OsChild;
 use crate::panic;
 use crate::registry::Registry;
 use crate::sys::{self, Forked};
 
-/// Forks a worker from the calling process.
-pub(super) fn fork_worker() -> Result<Launched, Error> {
+/// Forks a worker from the calling process, its channel greeted with `greeting`.
+pub(super) fn fork_worker(greeting: &[u8]) -> Result<Launched, Error> {
     Registry::get()?;
     panic::install_hook();
     let token = random_token()?;
     let parent = std::process::id();
     let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
+    let unsent = greet(&parent_end, &token, greeting)?;
     match sys::fork().map_err(Error::Spawn)? {
         Forked::Child => {
             sys::reset_signals();
@@ -41,7 +42,7 @@ pub(super) fn fork_worker() -> Result<Launched, Error> {
             Ok(Launched {
                 child: OsChild::adopt(pid),
                 stream: parent_end,
-                token,
+                unsent,
             })
         }
     }

@@ -12,6 +12,8 @@ mod fork;
 mod forkserver;
 mod spawn;
 
+use std::io::IoSlice;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -136,7 +138,33 @@ pub(crate) const TOKEN_BYTES: usize = 16;
 pub(crate) struct Launched {
     pub(crate) child: Arc<OsChild>,
     pub(crate) stream: UnixStream,
-    pub(crate) token: Token,
+    /// The end of the token and greeting that the channel did not take
+    /// before the child started (usually nothing): the parent writes it first.
+    pub(crate) unsent: Vec<u8>,
+}
+
+/// Puts `token` and then `greeting` into the parent's end of a new channel
+/// before the child starts, as far as the socket takes them without
+/// blocking; returns the rest, for the parent to write first.
+///
+/// The child finds its first words waiting as it starts: it does not wait
+/// for the parent to come back from starting it (a fork request's answer,
+/// other workers' starts) before it can go on.
+fn greet(stream: &UnixStream, token: &Token, greeting: &[u8]) -> Result<Vec<u8>, Error> {
+    let pieces = [IoSlice::new(token), IoSlice::new(greeting)];
+    let sent = match crate::sys::send_now(stream.as_fd(), &pieces) {
+        Ok(sent) => sent,
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(source) => {
+            return Err(Error::Io {
+                action: "writing a new worker's token and greeting",
+                source,
+            });
+        }
+    };
+    let mut unsent = [token.as_slice(), greeting].concat();
+    unsent.drain(..sent);
+    Ok(unsent)
 }
 
 /// A fresh random token from the OS.
@@ -170,12 +198,14 @@ pub(crate) fn parse_token(hex: &str) -> Option<Token> {
     Some(token)
 }
 
-/// Starts a child with `method`.
-pub(crate) fn launch(method: StartMethod) -> Result<Launched, Error> {
+/// Starts a child with `method`; its channel holds the token and then
+/// `greeting` (the parent's first frames) by the time it starts, as far as
+/// the socket takes them.
+pub(crate) fn launch(method: StartMethod, greeting: &[u8]) -> Result<Launched, Error> {
     crate::child::refuse_if_stray_child();
     match method {
-        StartMethod::Spawn => spawn::spawn_worker(),
-        StartMethod::Fork => fork::fork_worker(),
-        StartMethod::Forkserver => forkserver::fork_worker(),
+        StartMethod::Spawn => spawn::spawn_worker(greeting),
+        StartMethod::Fork => fork::fork_worker(greeting),
+        StartMethod::Forkserver => forkserver::fork_worker(greeting),
     }
 }

@@ -10,20 +10,20 @@ use std::process::{Command, Stdio};
 
 use crate::entry::{Entry, entry};
 use crate::error::Error;
-use crate::launch::{Launched, WORKER_ENV, random_token, token_hex};
+use crate::launch::{Launched, WORKER_ENV, greet, random_token, token_hex};
 use crate::os_child::OsChild;
 
 /// The binary this process is running, whatever became of its path.
 const RUNNING_BINARY: &str = "/proc/self/exe";
 
-/// Spawns a worker.
-pub(super) fn spawn_worker() -> Result<Launched, Error> {
-    spawn("spawn")
+/// Spawns a worker, its channel greeted with `greeting`.
+pub(super) fn spawn_worker(greeting: &[u8]) -> Result<Launched, Error> {
+    spawn("spawn", greeting)
 }
 
 /// Spawns the current binary in `role` (`spawn` for a worker, `forkserver`
-/// for the fork server).
-pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
+/// for the fork server), its channel greeted with `greeting`.
+pub(super) fn spawn(role: &str, greeting: &[u8]) -> Result<Launched, Error> {
     let args: Vec<String> = match entry() {
         Some(Entry::Main) => Vec::new(),
         Some(Entry::Test(name)) => vec![name.clone(), "--exact".into(), "--nocapture".into(), "--quiet".into()],
@@ -36,6 +36,7 @@ pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
     };
     let token = random_token()?;
     let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
+    let unsent = greet(&parent_end, &token, greeting)?;
     // The running binary itself, even if its file was replaced or deleted
     // since (a rebuild under a long-running service): a child can never be
     // a different build. Its argv[0] keeps the usual name for `ps`.
@@ -57,6 +58,6 @@ pub(super) fn spawn(role: &str) -> Result<Launched, Error> {
     Ok(Launched {
         child: OsChild::adopt(child.id()),
         stream: parent_end,
-        token,
+        unsent,
     })
 }

@@ -82,7 +82,7 @@ impl Shared {
     }
 
     async fn open(self: &Arc<Self>, slot: usize) -> Result<Opened> {
-        let launched = launch(self.link.method)?;
+        let launched = launch(self.link.method, &Link::greeting(&self.link)?)?;
         let child = Arc::clone(&launched.child);
         let pid = child.pid();
         crate::lock(&self.children).insert(pid, child);

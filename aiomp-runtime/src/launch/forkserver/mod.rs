@@ -23,7 +23,7 @@ use sendfd::SendWithFd;
 
 use crate::child::ParentWatch;
 use crate::error::Error;
-use crate::launch::{Launched, TOKEN_BYTES, random_token, spawn};
+use crate::launch::{Launched, TOKEN_BYTES, greet, random_token, spawn};
 use crate::os_child::OsChild;
 use crate::registry::Registry;
 
@@ -102,8 +102,9 @@ pub(crate) fn preload() -> Result<(), Error> {
     }
 }
 
-/// Asks the fork server (starting it if needed) for a new worker.
-pub(super) fn fork_worker() -> Result<Launched, Error> {
+/// Asks the fork server (starting it if needed) for a new worker, its
+/// channel greeted with `greeting`.
+pub(super) fn fork_worker(greeting: &[u8]) -> Result<Launched, Error> {
     Registry::get()?;
     let mut server = crate::lock(&SERVER);
     let mut restarted = false;
@@ -113,7 +114,7 @@ pub(super) fn fork_worker() -> Result<Launched, Error> {
             restarted = true;
         }
         let running = server.as_mut().expect("started above");
-        match running.fork() {
+        match running.fork(greeting) {
             Ok(launched) => return Ok(launched),
             // The server died since the last request: start a new one, once.
             Err(_) if !restarted && !running.alive => {}
@@ -125,10 +126,10 @@ pub(super) fn fork_worker() -> Result<Launched, Error> {
 impl ForkServer {
     /// Re-executes this binary as the server and hands it its token.
     fn start() -> Result<ForkServer, Error> {
-        let launched = spawn::spawn("forkserver")?;
+        let launched = spawn::spawn("forkserver", &[])?;
         let mut control = launched.stream;
         control
-            .write_all(&launched.token)
+            .write_all(&launched.unsent)
             .and_then(|()| control.set_read_timeout(Some(FORK_TIMEOUT)))
             .map_err(|source| Error::Io {
                 action: "sending the fork server its token",
@@ -145,14 +146,15 @@ impl ForkServer {
     }
 
     /// Asks the server for a worker, passing it the worker's end of a fresh
-    /// channel, and waits for its pid.
-    fn fork(&mut self) -> Result<Launched, Error> {
+    /// channel (greeted with `greeting`), and waits for its pid.
+    fn fork(&mut self, greeting: &[u8]) -> Result<Launched, Error> {
         if !self.watched {
             self.process.watch();
             self.watched = true;
         }
         let token = random_token()?;
         let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
+        let unsent = greet(&parent_end, &token, greeting)?;
         let mut request = [0; REQUEST_BYTES];
         request[0] = FORK;
         request[1..].copy_from_slice(&token);
@@ -184,7 +186,7 @@ impl ForkServer {
                 Ok(Launched {
                     child,
                     stream: parent_end,
-                    token,
+                    unsent,
                 })
             }
             FAILED => {
