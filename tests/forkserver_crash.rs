@@ -61,4 +61,24 @@ async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(pool.apply(double, (5,)).await.unwrap(), 10);
+
+    // A new pool asks for its workers all at once; a server that died
+    // unnoticed is replaced for them too.
+    let [second] = aiomp_suite::forkservers_of(me)[..] else {
+        panic!("expected one fork server");
+    };
+    // SAFETY: kill takes plain integers.
+    assert_eq!(unsafe { libc::kill(second as i32, libc::SIGKILL) }, 0);
+    assert!(aiomp_suite::wait_all_exited(&[second], Duration::from_secs(10)).is_empty());
+    let fresh = Pool::builder()
+        .processes(2)
+        .start_method(StartMethod::Forkserver)
+        .build()
+        .await
+        .unwrap();
+    let results: Vec<u64> = fresh.map(double, 0..20u64).await.unwrap();
+    assert_eq!(results[19], 38);
+    let servers = aiomp_suite::forkservers_of(me);
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_ne!(servers[0], second);
 }

@@ -198,6 +198,18 @@ pub(crate) fn parse_token(hex: &str) -> Option<Token> {
     Some(token)
 }
 
+/// Starts `count` children with `method`, as [`launch`] does, but all at
+/// once where the method allows (the fork server forks them back to back).
+pub(crate) fn launch_many(method: StartMethod, count: usize, greeting: &[u8]) -> Vec<Result<Launched, Error>> {
+    match method {
+        StartMethod::Forkserver => {
+            crate::child::refuse_if_stray_child();
+            forkserver::fork_workers(count, greeting)
+        }
+        _ => (0..count).map(|_| launch(method, greeting)).collect(),
+    }
+}
+
 /// Starts a child with `method`; its channel holds the token and then
 /// `greeting` (the parent's first frames) by the time it starts, as far as
 /// the socket takes them.

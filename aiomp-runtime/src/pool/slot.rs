@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::launch::launch;
+use crate::launch::{Launched, launch, launch_many};
 use crate::link::{Job, Link, LinkConfig, LinkEnd};
 use crate::pool::Shared;
 
@@ -35,7 +35,15 @@ type Opened = (Arc<Link>, JoinHandle<LinkEnd>);
 impl Shared {
     /// Starts every worker and waits until all are ready.
     pub(crate) async fn start_slots(self: &Arc<Self>) -> Result<()> {
-        let opened = futures_util::future::join_all((0..self.processes).map(|slot| self.open_with_retries(slot))).await;
+        let greeting = Link::greeting(&self.link)?;
+        let launched = launch_many(self.link.method, self.processes, &greeting);
+        let opened = futures_util::future::join_all(
+            launched
+                .into_iter()
+                .enumerate()
+                .map(|(slot, launched)| self.open_with_retries(slot, Some(launched))),
+        )
+        .await;
         let mut links = Vec::with_capacity(opened.len());
         let mut first_error = None;
         for result in opened {
@@ -66,10 +74,16 @@ impl Shared {
         Ok(())
     }
 
-    async fn open_with_retries(self: &Arc<Self>, slot: usize) -> Result<Opened> {
+    /// Opens `slot` with a new worker (the `launched` one first, if any),
+    /// trying again a few times if it fails to start.
+    async fn open_with_retries(
+        self: &Arc<Self>,
+        slot: usize,
+        mut launched: Option<Result<Launched>>,
+    ) -> Result<Opened> {
         let mut attempt = 1;
         loop {
-            match self.open(slot).await {
+            match self.open(slot, launched.take()).await {
                 Ok(opened) => return Ok(opened),
                 Err(error) if attempt >= MAX_START_ATTEMPTS || self.is_stopping() => return Err(error),
                 Err(error) => {
@@ -81,8 +95,11 @@ impl Shared {
         }
     }
 
-    async fn open(self: &Arc<Self>, slot: usize) -> Result<Opened> {
-        let launched = launch(self.link.method, &Link::greeting(&self.link)?)?;
+    async fn open(self: &Arc<Self>, slot: usize, launched: Option<Result<Launched>>) -> Result<Opened> {
+        let launched = match launched {
+            Some(launched) => launched?,
+            None => launch(self.link.method, &Link::greeting(&self.link)?)?,
+        };
         let child = Arc::clone(&launched.child);
         let pid = child.pid();
         crate::lock(&self.children).insert(pid, child);
@@ -178,7 +195,7 @@ impl Shared {
                 }
                 return;
             }
-            match self.open_with_retries(slot).await {
+            match self.open_with_retries(slot, None).await {
                 Ok((next, next_end)) => {
                     link = next;
                     end = next_end;

@@ -55,6 +55,12 @@ struct ForkServer {
 
 static SERVER: Mutex<Option<ForkServer>> = Mutex::new(None);
 
+/// A fork request sent, its reply not yet read.
+struct Requested {
+    parent_end: UnixStream,
+    unsent: Vec<u8>,
+}
+
 /// Starts the fork server now by forking this process, which must be
 /// single-threaded (nothing else may hold a lock the server would need): the
 /// server is then a copy of the program as it starts `main`, and the first
@@ -100,6 +106,44 @@ pub(crate) fn preload() -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// Asks the fork server for `count` workers at once, their channels greeted
+/// with `greeting`: every request goes out before the first reply is read,
+/// so the server forks the next while the reply to the last crosses.
+/// Requests a running server did not answer (none ran, or it died) are
+/// made again one by one, as [`fork_worker`] makes them.
+pub(super) fn fork_workers(count: usize, greeting: &[u8]) -> Vec<Result<Launched, Error>> {
+    let mut server = crate::lock(&SERVER);
+    if !server.as_ref().is_some_and(|server| server.alive) {
+        // Failing here, it fails again below, one request at a time, and says why.
+        *server = ForkServer::start().ok();
+    }
+    let mut requested = Vec::with_capacity(count);
+    if let Some(running) = server.as_mut().filter(|server| server.alive) {
+        while requested.len() < count {
+            match running.request(greeting) {
+                Ok(request) => requested.push(request),
+                Err(_) => break,
+            }
+        }
+    }
+    let mut launched = Vec::with_capacity(count);
+    for request in requested {
+        let running = server.as_mut().expect("requests went to a running server");
+        if !running.alive {
+            break;
+        }
+        match running.answer(request) {
+            Err(_) if !running.alive => break,
+            answered => launched.push(answered),
+        }
+    }
+    drop(server);
+    while launched.len() < count {
+        launched.push(fork_worker(greeting));
+    }
+    launched
 }
 
 /// Asks the fork server (starting it if needed) for a new worker, its
@@ -148,6 +192,14 @@ impl ForkServer {
     /// Asks the server for a worker, passing it the worker's end of a fresh
     /// channel (greeted with `greeting`), and waits for its pid.
     fn fork(&mut self, greeting: &[u8]) -> Result<Launched, Error> {
+        let requested = self.request(greeting)?;
+        self.answer(requested)
+    }
+
+    /// Sends a fork request, passing the server the worker's end of a fresh
+    /// channel (greeted with `greeting`); [`answer`](Self::answer) reads the
+    /// reply. Requests may be sent ahead: the server answers them in order.
+    fn request(&mut self, greeting: &[u8]) -> Result<Requested, Error> {
         if !self.watched {
             self.process.watch();
             self.watched = true;
@@ -161,21 +213,31 @@ impl ForkServer {
         let sent = self.control.send_with_fd(&request, &[child_end.as_raw_fd()]);
         let sent = sent.and_then(|n| self.control.write_all(&request[n..]));
         drop(child_end);
+        match sent {
+            Ok(()) => Ok(Requested { parent_end, unsent }),
+            Err(_) => Err(self.died()),
+        }
+    }
+
+    /// Reads the server's reply to the oldest request not yet answered.
+    fn answer(&mut self, requested: Requested) -> Result<Launched, Error> {
+        let Requested { parent_end, unsent } = requested;
         let mut reply = [0; REPLY_BYTES];
-        let answered = sent.and_then(|()| self.control.read_exact(&mut reply));
-        if let Err(error) = answered {
+        if let Err(error) = self.control.read_exact(&mut reply) {
             let stuck = matches!(
                 error.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             );
-            return Err(if stuck {
-                Error::Spawn(std::io::Error::other(format!(
-                    "the fork server (pid {}) did not answer within {FORK_TIMEOUT:?}",
-                    self.process.pid()
-                )))
-            } else {
-                self.died()
-            });
+            if !stuck {
+                return Err(self.died());
+            }
+            // Its late answers would be taken for later requests': replace it.
+            let _ = self.process.signal(libc::SIGKILL);
+            let _ = self.died();
+            return Err(Error::Spawn(std::io::Error::other(format!(
+                "the fork server (pid {}) did not answer within {FORK_TIMEOUT:?}",
+                self.process.pid()
+            ))));
         }
         let pid = u32::from_le_bytes(reply[1..5].try_into().expect("4 bytes"));
         match reply[0] {
