@@ -29,6 +29,18 @@ use crate::registry::{FunctionIndex, Registry};
 use crate::remote_fn::decode_task_error;
 use crate::transport::{self, ChannelError, FrameReader, FrameWriter};
 
+/// The largest arguments a one-shot job's greeting copies (larger ones go
+/// out from where they lie, with the handshake).
+const GREETING_ARGS_MAX: usize = 64 * 1024;
+
+/// What a new worker finds in its channel as it starts, after its token.
+#[derive(Debug)]
+pub(crate) struct Greeting {
+    pub(crate) bytes: Vec<u8>,
+    /// Whether the one-shot job and the drain after it are in it.
+    pub(crate) carries_only: bool,
+}
+
 /// How long a worker may take to exit after its channel closed before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -164,37 +176,50 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// The frames a worker launched with `config` reads first (the hello),
-    /// for [`launch`](crate::launch::launch) to put in its channel.
-    pub(crate) fn greeting(config: &LinkConfig) -> Result<Vec<u8>, Error> {
+    /// The frames a worker launched with `config` reads first, for
+    /// [`launch`](crate::launch::launch) to put in its channel: the hello;
+    /// for a one-shot link, its job and the drain after it too, unless its
+    /// arguments are large (they then go out with the handshake, uncopied).
+    pub(crate) fn greeting(config: &LinkConfig, only: Option<&Job>) -> Result<Greeting, Error> {
         let hello = Hello {
             fingerprint: Registry::get()?.fingerprint(),
             settings: config.settings.clone(),
         };
-        let mut greeting = Vec::new();
-        codec::encode(&hello)
-            .map_err(std::io::Error::other)
-            .and_then(|frame| codec::push_frame(&mut greeting, &frame))
-            .map_err(|source| Error::Io {
-                action: "encoding a worker's hello",
-                source,
-            })?;
-        Ok(greeting)
+        let max_frame = config.settings.max_frame;
+        let mut bytes = Vec::new();
+        let unencodable = |e: ChannelError| Error::Io {
+            action: "encoding a new worker's greeting",
+            source: std::io::Error::other(e.to_string()),
+        };
+        // The child reads its hello under the default limit, whatever the pool's.
+        transport::push_frame(&mut bytes, &hello, &[], codec::DEFAULT_MAX_FRAME).map_err(unencodable)?;
+        let only = only.filter(|job| job.args.len() <= GREETING_ARGS_MAX);
+        if let Some(job) = only {
+            let (task, args) = task_of(job);
+            transport::push_frame(&mut bytes, &Request::Tasks(vec![task]), &[args], max_frame)
+                .and_then(|()| transport::push_frame(&mut bytes, &Request::Drain, &[], max_frame))
+                .map_err(unencodable)?;
+        }
+        Ok(Greeting {
+            bytes,
+            carries_only: only.is_some(),
+        })
     }
 
-    /// Completes the handshake with a worker launched with
-    /// [`greeting`](Self::greeting) and waits until its
-    /// initializer ran. With `only`, the link is one-shot: that job and then
-    /// a drain go out with the handshake, and cross while the worker starts.
+    /// Completes the handshake with a worker launched with `greeting` and
+    /// waits until its initializer ran. With `only`, the link is one-shot:
+    /// that job and then a drain go out with the handshake (or went out
+    /// with the greeting), and cross while the worker starts.
     pub(crate) async fn connect(
         config: &LinkConfig,
         launched: Launched,
+        greeting: &Greeting,
         only: Option<Job>,
     ) -> Result<(Link, JoinHandle<LinkEnd>), Error> {
         let registry = Registry::get()?;
         let child = launched.child;
         let mut preface = Vec::new();
-        if let Some(job) = &only {
+        if let Some(job) = only.as_ref().filter(|_| !greeting.carries_only) {
             let (task, args) = task_of(job);
             preface.push((Request::Tasks(vec![task]), vec![args]));
             preface.push((Request::Drain, Vec::new()));
@@ -339,17 +364,33 @@ impl Link {
 
 async fn wait_ready(reader: &mut FrameReader, child: &OsChild, deadline: Duration) -> Result<(), Error> {
     let pid = child.pid();
+    let answer = |reply: Result<Reply, ChannelError>, status: Option<ExitStatus>| match reply {
+        Ok(Reply::Ready) => Ok(()),
+        Ok(Reply::InitFailed(remote)) => Err(Error::Remote(Box::new(remote))),
+        Ok(Reply::Outcomes(_)) => Err(Error::Transport {
+            pid,
+            reason: "outcomes before the worker was ready".into(),
+        }),
+        Err(ChannelError::Closed) => Err(ended_while_starting(pid, status.unwrap_or(ExitStatus::Unknown))),
+        Err(other) => Err(Error::Transport {
+            pid,
+            reason: other.to_string(),
+        }),
+    };
+    let ready = reader.recv::<Reply>();
+    tokio::pin!(ready);
     tokio::select! {
-        // A child that reports and then exits has its report read first.
         biased;
-        reply = reader.recv::<Reply>() => match reply {
-            Ok(Reply::Ready) => Ok(()),
-            Ok(Reply::InitFailed(remote)) => Err(Error::Remote(Box::new(remote))),
-            Ok(Reply::Outcomes(_)) => Err(Error::Transport { pid, reason: "outcomes before the worker was ready".into() }),
-            Err(ChannelError::Closed) => Err(ended_while_starting(pid, child.wait().await)),
-            Err(other) => Err(Error::Transport { pid, reason: other.to_string() }),
+        reply = &mut ready => match reply {
+            Err(ChannelError::Closed) => answer(reply, Some(child.wait().await)),
+            reply => answer(reply, None),
         },
-        status = child.wait() => Err(ended_while_starting(pid, status)),
+        // A child that reported (a one-shot one may even be done) and then
+        // exited left its report in the channel: it is read first.
+        status = child.wait() => match transport::left_behind(ready).await {
+            Some(reply) => answer(reply, Some(status)),
+            None => Err(ended_while_starting(pid, status)),
+        },
         () = tokio::time::sleep(deadline) => Err(Error::Handshake {
             pid,
             reason: format!("its initializer did not complete within {deadline:?}"),

@@ -11,9 +11,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::Shared;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::chunk::single_call;
 use crate::codec::DEFAULT_MAX_FRAME;
@@ -35,13 +37,26 @@ struct Finished {
     status: ExitStatus,
 }
 
+/// A run: talking to the child until it is done, and reaping it. A task
+/// drives it, and so does whoever awaits it first (whichever runs first):
+/// a `join` right after the start does not wait for that task's thread.
+type Run = Shared<Pin<Box<dyn Future<Output = Finished> + Send>>>;
+
 /// A child process running one call.
-#[derive(Debug)]
 struct Running {
     child: Arc<OsChild>,
-    finished: watch::Receiver<Option<Finished>>,
+    run: Run,
     /// Set when this handle terminated or killed the child itself.
     stopped: bool,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("child", &self.child)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -111,25 +126,25 @@ impl Handle {
             terminating: Arc::new(AtomicBool::new(false)),
             buffers: None,
         };
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            ids: 0..1,
+            slots: 1,
+            concurrency: 1,
+            function: target.function,
+            args: single_call(&target.args).into(),
+            reply,
+        };
+        // The call and the drain go out with the greeting (or the handshake).
+        let greeting = Link::greeting(&config, Some(&job))?;
         let launched = {
             let _guard = runtime.enter();
-            launch(config.method, &Link::greeting(&config)?)?
+            launch(config.method, &greeting.bytes)?
         };
         let child = Arc::clone(&launched.child);
-        let (done, finished) = watch::channel(None);
-        runtime.spawn(async move {
+        let run = async move {
             let child = Arc::clone(&launched.child);
-            let (reply, answer) = oneshot::channel();
-            let job = Job {
-                ids: 0..1,
-                slots: 1,
-                concurrency: 1,
-                function: target.function,
-                args: single_call(&target.args).into(),
-                reply,
-            };
-            // The call and the drain go out with the handshake.
-            let answer = match Link::connect(&config, launched, Some(job)).await {
+            let answer = match Link::connect(&config, launched, &greeting, Some(job)).await {
                 Ok((link, end)) => {
                     let answer: Answer = answer
                         .await
@@ -143,14 +158,16 @@ impl Handle {
                 Err(error) => Err(error),
             };
             let status = child.wait().await;
-            done.send_replace(Some(Finished {
+            Finished {
                 answer: Arc::new(answer),
                 status,
-            }));
-        });
+            }
+        };
+        let run: Run = (Box::pin(run) as Pin<Box<dyn Future<Output = Finished> + Send>>).shared();
+        runtime.spawn(run.clone());
         self.state = State::Running(Running {
             child,
-            finished,
+            run,
             stopped: false,
         });
         Ok(())
@@ -166,12 +183,7 @@ impl Handle {
             State::New => unreachable!("started above"),
             State::Closed => return Err(Error::InvalidState("process was closed")),
         };
-        let mut finished = running.finished.clone();
-        let finished = finished
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| Error::InvalidState("the runtime that drove this process shut down"))?;
-        let finished = finished.clone().expect("waited for Some");
+        let finished = running.run.clone().await;
         match &*finished.answer {
             // This handle stopped it (maybe before the handshake completed).
             Err(_) if running.stopped && matches!(finished.status, ExitStatus::Signal(_)) => {}

@@ -152,24 +152,8 @@ impl FrameWriter {
         message: &T,
         payload: Vec<Bytes>,
     ) -> Result<(), ChannelError> {
-        let start = self.small.len();
-        self.small.extend_from_slice(&[0; 4]);
-        if let Err(e) = encode_into(message, &mut self.small) {
-            self.small.truncate(start);
-            return Err(ChannelError::Malformed(e));
-        }
-        let len = self.small.len() - start - 4 + payload.iter().map(Bytes::len).sum::<usize>();
-        let len = match u32::try_from(len) {
-            Ok(len) if len as usize <= self.max_frame => len,
-            _ => {
-                self.small.truncate(start);
-                return Err(ChannelError::Io(std::io::Error::new(
-                    ErrorKind::InvalidData,
-                    format!("a frame of {len} bytes exceeds the limit of {} bytes", self.max_frame),
-                )));
-            }
-        };
-        self.small[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        let payload_len = payload.iter().map(Bytes::len).sum();
+        push_head(&mut self.small, message, payload_len, self.max_frame)?;
         for piece in payload {
             if piece.len() < COPY_BELOW {
                 self.small.extend_from_slice(&piece);
@@ -230,6 +214,50 @@ impl FrameWriter {
     }
 }
 
+/// Appends a frame's length prefix and `message` to `out`, for a frame
+/// whose payload of `payload_len` bytes follows; appends nothing on error.
+fn push_head<T: Serialize>(
+    out: &mut Vec<u8>,
+    message: &T,
+    payload_len: usize,
+    max_frame: usize,
+) -> Result<(), ChannelError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if let Err(e) = encode_into(message, out) {
+        out.truncate(start);
+        return Err(ChannelError::Malformed(e));
+    }
+    let len = out.len() - start - 4 + payload_len;
+    let len = match u32::try_from(len) {
+        Ok(len) if len as usize <= max_frame => len,
+        _ => {
+            out.truncate(start);
+            return Err(ChannelError::Io(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("a frame of {len} bytes exceeds the limit of {max_frame} bytes"),
+            )));
+        }
+    };
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Appends a whole frame, `message` and then `payload`, to `out`: frames
+/// to be written before the channel is open (a new worker's greeting).
+pub(crate) fn push_frame<T: Serialize>(
+    out: &mut Vec<u8>,
+    message: &T,
+    payload: &[Bytes],
+    max_frame: usize,
+) -> Result<(), ChannelError> {
+    push_head(out, message, payload.iter().map(Bytes::len).sum(), max_frame)?;
+    for piece in payload {
+        out.extend_from_slice(piece);
+    }
+    Ok(())
+}
+
 /// Sends what the launch left `unsent` of the token and hello, then
 /// `preface` (requests the child reads once it accepted: they cross while
 /// it starts), all in one write, and waits for the child's [`Welcome`]
@@ -254,11 +282,16 @@ pub(crate) async fn handshake(
         writer.flush().await?;
         reader.recv::<Welcome>().await
     };
+    tokio::pin!(exchange);
     let welcome = tokio::select! {
-        // A child that answers and then exits has its answer read first.
         biased;
-        welcome = exchange => welcome,
-        status = child.wait() => return Err(ended_before_answering(pid, status)),
+        welcome = &mut exchange => welcome,
+        // A child that answered (a one-shot one may even be done) and then
+        // exited left its answer in the channel: it is read first.
+        status = child.wait() => match left_behind(exchange).await {
+            Some(Ok(welcome)) => Ok(welcome),
+            _ => return Err(ended_before_answering(pid, status)),
+        },
         () = tokio::time::sleep(deadline) => {
             return Err(Error::Handshake { pid, reason: format!("no answer within {deadline:?}") });
         }
@@ -284,6 +317,17 @@ pub(crate) async fn handshake(
         });
     }
     Ok(())
+}
+
+/// How long reading what an exited child left in its channel may take: it
+/// is there, or the end of the stream is (no other process holds the
+/// child's end).
+const LEFT_BEHIND_WAIT: Duration = Duration::from_secs(1);
+
+/// What `read` gets from the channel of a child that has exited: what the
+/// child wrote before it exited, or `None`.
+pub(crate) async fn left_behind<T>(read: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(LEFT_BEHIND_WAIT, read).await.ok()
 }
 
 /// The error for a child that exited before completing the handshake.

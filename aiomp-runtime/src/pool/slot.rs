@@ -35,8 +35,8 @@ type Opened = (Arc<Link>, JoinHandle<LinkEnd>);
 impl Shared {
     /// Starts every worker and waits until all are ready.
     pub(crate) async fn start_slots(self: &Arc<Self>) -> Result<()> {
-        let greeting = Link::greeting(&self.link)?;
-        let launched = launch_many(self.link.method, self.processes, &greeting);
+        let greeting = Link::greeting(&self.link, None)?;
+        let launched = launch_many(self.link.method, self.processes, &greeting.bytes);
         let opened = futures_util::future::join_all(
             launched
                 .into_iter()
@@ -96,9 +96,10 @@ impl Shared {
     }
 
     async fn open(self: &Arc<Self>, slot: usize, launched: Option<Result<Launched>>) -> Result<Opened> {
+        let greeting = Link::greeting(&self.link, None)?;
         let launched = match launched {
             Some(launched) => launched?,
-            None => launch(self.link.method, &Link::greeting(&self.link)?)?,
+            None => launch(self.link.method, &greeting.bytes)?,
         };
         let child = Arc::clone(&launched.child);
         let pid = child.pid();
@@ -109,7 +110,7 @@ impl Shared {
             launched.child.kill_and_reap();
             return Err(self.stopped_error());
         }
-        match Link::connect(&self.link_config(), launched, None).await {
+        match Link::connect(&self.link_config(), launched, &greeting, None).await {
             Ok((link, end)) => {
                 let link = Arc::new(link);
                 crate::lock(&self.links).insert(pid, Arc::clone(&link));
