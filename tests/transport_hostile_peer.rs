@@ -113,19 +113,34 @@ async fn write_to_parent(parent: u32, bytes: Vec<u8>) {
 /// (unlike the parent's sockets a forked child inherits), and that this
 /// process polls (unlike a sibling's channel that leaked into a fork made at
 /// the same time).
+///
+/// A worker whose call came with its greeting can run before the parent,
+/// back from the fork, has closed its copy of the worker's end: the search
+/// is repeated until the parent has.
 fn channel_to(parent: u32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ours = channels_to(parent);
+        if ours.len() == 1 || Instant::now() > deadline {
+            assert_eq!(ours.len(), 1, "not one channel to {parent} among (fd, inode) {ours:?}");
+            return ours[0].0;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The candidates for [`channel_to`], as (fd, inode).
+fn channels_to(parent: u32) -> Vec<(i32, u32)> {
     let theirs: HashSet<u32> = sockets(&format!("/proc/{parent}/fd"))
         .into_iter()
         .map(|(_, ino)| ino)
         .collect();
     let polled = polled_inodes();
-    let ours: Vec<(i32, u32)> = sockets("/proc/self/fd")
+    sockets("/proc/self/fd")
         .into_iter()
         .filter(|(_, ino)| !theirs.contains(ino) && polled.contains(ino))
         .filter(|&(_, ino)| unix_peer(ino).is_some_and(|peer| theirs.contains(&peer)))
-        .collect();
-    assert_eq!(ours.len(), 1, "not one channel to {parent} among (fd, inode) {ours:?}");
-    ours[0].0
+        .collect()
 }
 
 /// The (fd, inode) of each socket in a `/proc/<pid>/fd` directory.
