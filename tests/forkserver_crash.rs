@@ -15,15 +15,20 @@ async fn pid() -> u32 {
     std::process::id()
 }
 
-#[aiomp::test]
-async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
-    let me = std::process::id();
-    let pool = Pool::builder()
+/// A pool of two workers forked by the fork server.
+async fn forkserver_pool() -> Pool {
+    Pool::builder()
         .processes(2)
         .start_method(StartMethod::Forkserver)
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[aiomp::test]
+async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
+    let me = std::process::id();
+    let pool = forkserver_pool().await;
     let workers = pool.worker_pids();
     let [server] = aiomp_suite::forkservers_of(me)[..] else {
         panic!("expected one fork server");
@@ -70,12 +75,7 @@ async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
     // SAFETY: kill takes plain integers.
     assert_eq!(unsafe { libc::kill(second as i32, libc::SIGKILL) }, 0);
     assert!(aiomp_suite::wait_all_exited(&[second], Duration::from_secs(10)).is_empty());
-    let fresh = Pool::builder()
-        .processes(2)
-        .start_method(StartMethod::Forkserver)
-        .build()
-        .await
-        .unwrap();
+    let fresh = forkserver_pool().await;
     let results: Vec<u64> = fresh.map(double, 0..20u64).await.unwrap();
     assert_eq!(results[19], 38);
     let servers = aiomp_suite::forkservers_of(me);

@@ -206,20 +206,20 @@ impl Link {
         })
     }
 
-    /// Completes the handshake with a worker launched with `greeting` and
-    /// waits until its initializer ran. With `only`, the link is one-shot:
-    /// that job and then a drain go out with the handshake (or went out
-    /// with the greeting), and cross while the worker starts.
+    /// Completes the handshake with a launched worker and waits until its
+    /// initializer ran. With `only`, the link is one-shot: that job and then
+    /// a drain go out with the handshake (unless `only_greeted`: they went
+    /// with the [`greeting`](Self::greeting)), and cross while the worker starts.
     pub(crate) async fn connect(
         config: &LinkConfig,
         launched: Launched,
-        greeting: &Greeting,
         only: Option<Job>,
+        only_greeted: bool,
     ) -> Result<(Link, JoinHandle<LinkEnd>), Error> {
         let registry = Registry::get()?;
         let child = launched.child;
         let mut preface = Vec::new();
-        if let Some(job) = only.as_ref().filter(|_| !greeting.carries_only) {
+        if let Some(job) = only.as_ref().filter(|_| !only_greeted) {
             let (task, args) = task_of(job);
             preface.push((Request::Tasks(vec![task]), vec![args]));
             preface.push((Request::Drain, Vec::new()));

@@ -141,10 +141,11 @@ impl Handle {
             let _guard = runtime.enter();
             launch(config.method, &greeting.bytes)?
         };
+        let only_greeted = greeting.carries_only;
         let child = Arc::clone(&launched.child);
         let run = async move {
             let child = Arc::clone(&launched.child);
-            let answer = match Link::connect(&config, launched, &greeting, Some(job)).await {
+            let answer = match Link::connect(&config, launched, Some(job), only_greeted).await {
                 Ok((link, end)) => {
                     let answer: Answer = answer
                         .await

@@ -96,10 +96,9 @@ impl Shared {
     }
 
     async fn open(self: &Arc<Self>, slot: usize, launched: Option<Result<Launched>>) -> Result<Opened> {
-        let greeting = Link::greeting(&self.link, None)?;
         let launched = match launched {
             Some(launched) => launched?,
-            None => launch(self.link.method, &greeting.bytes)?,
+            None => launch(self.link.method, &Link::greeting(&self.link, None)?.bytes)?,
         };
         let child = Arc::clone(&launched.child);
         let pid = child.pid();
@@ -110,7 +109,7 @@ impl Shared {
             launched.child.kill_and_reap();
             return Err(self.stopped_error());
         }
-        match Link::connect(&self.link_config(), launched, &greeting, None).await {
+        match Link::connect(&self.link_config(), launched, None, false).await {
             Ok((link, end)) => {
                 let link = Arc::new(link);
                 crate::lock(&self.links).insert(pid, Arc::clone(&link));
