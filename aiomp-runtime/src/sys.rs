@@ -339,3 +339,20 @@ pub(crate) fn null_stdin() -> io::Result<()> {
     unsafe { libc::close(null) };
     replaced.map(drop)
 }
+
+/// Asks for a send buffer of `bytes` on the socket `fd`. The kernel caps
+/// the request at `net.core.wmem_max`, so this is a hint, not a promise.
+pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `value` is a live c_int, and its size is passed with it.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
