@@ -187,8 +187,10 @@ pub(crate) fn fork() -> io::Result<Forked> {
 
 /// Forks the calling process as a sibling: the new process is a child of
 /// the caller's parent (`CLONE_PARENT`), which reaps it and gets its exit
-/// status directly. For the fork server, which is single-threaded: the raw
-/// `clone` skips glibc's fork handlers, which only matter with other threads.
+/// status directly. For the fork server: the raw `clone` skips glibc's fork
+/// handlers, which only matter while another thread holds a lock, so the
+/// server first waits for its other threads, if any, to sleep
+/// ([`wait_for_other_threads_to_sleep`]).
 pub(crate) fn fork_sibling() -> io::Result<Forked> {
     let flags = libc::c_ulong::try_from(libc::CLONE_PARENT | libc::SIGCHLD).expect("positive flags");
     // SAFETY: clone without CLONE_VM or a new stack behaves as fork: the
@@ -201,6 +203,46 @@ pub(crate) fn fork_sibling() -> io::Result<Forked> {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         pid => Ok(Forked::Parent(pid as u32)),
     }
+}
+
+/// Waits, up to `limit`, until every other thread of this process sleeps
+/// (or is stopped); returns at once in a single-threaded process. A thread
+/// that sleeps outside the allocator holds none of its locks, so a raw
+/// `clone` taken then leaves the child's allocator usable. Reads
+/// `/proc/self/task`; if it cannot, returns at once.
+pub(crate) fn wait_for_other_threads_to_sleep(limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    // SAFETY: gettid takes nothing and cannot fail.
+    let me = unsafe { libc::gettid() }.to_string();
+    while started.elapsed() < limit {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        let busy = tasks.flatten().any(|task| {
+            task.file_name().to_str() != Some(&me)
+                && std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| !sleeping(&stat))
+        });
+        if !busy {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
+/// Whether this process has threads besides the calling one (`false` if
+/// `/proc/self/task` cannot be read).
+pub(crate) fn has_other_threads() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() > 1)
+}
+
+/// Whether a `/proc/<pid>/task/<tid>/stat` line says the thread sleeps or
+/// is stopped: its state, after the name in parentheses, is `S`, `T`, `t`,
+/// `I` or `Z`.
+fn sleeping(stat: &str) -> bool {
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('S' | 'T' | 't' | 'I' | 'Z'))
 }
 
 /// The calling thread's name (the process's, for its main thread), as `ps` shows it.
@@ -355,4 +397,50 @@ pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()
         )
     })
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_thread_state_is_read_after_its_name() {
+        assert!(sleeping("42 (tokio-rt (odd) name) S 1 2 3"));
+        assert!(!sleeping("42 (busy) R 1 2 3"));
+        assert!(!sleeping("42 (faulting) D 1"));
+        assert!(!sleeping("garbage"));
+    }
+
+    #[test]
+    fn a_fork_waits_while_another_thread_runs_and_not_while_it_sleeps() {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| std::thread::sleep(Duration::from_secs(2)));
+            std::thread::sleep(Duration::from_millis(50));
+            // Other tests of this binary may run beside it for a while: well under the limit is enough.
+            let started = Instant::now();
+            wait_for_other_threads_to_sleep(Duration::from_secs(20));
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "a sleeping thread held it up"
+            );
+
+            scope.spawn(|| {
+                let spin_until = Instant::now() + Duration::from_millis(300);
+                while Instant::now() < spin_until && !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+            let started = Instant::now();
+            wait_for_other_threads_to_sleep(Duration::from_secs(5));
+            stop.store(true, Ordering::Relaxed);
+            assert!(
+                started.elapsed() >= Duration::from_millis(200),
+                "it did not wait for the spinning thread"
+            );
+        });
+    }
 }

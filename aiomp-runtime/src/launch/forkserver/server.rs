@@ -23,6 +23,9 @@ use crate::sys::{self, Forked};
 /// program's own).
 const SERVER_NAME: &[u8; 16] = b"aiomp-forksrv\0\0\0";
 
+/// How long a fork waits for the server's other threads, if any, to sleep.
+const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves fork requests on `control` until the parent closes it, then exits.
 ///
 /// Whichever thread of the parent started this server, it is its workers'
@@ -47,14 +50,17 @@ pub(super) fn serve(mut control: UnixStream, watch: ParentWatch) -> ! {
     panic::install_hook();
     let program_name = sys::thread_name();
     sys::set_thread_name(SERVER_NAME);
+    // The server starts no thread: one that is alone now stays alone.
+    let shared = sys::has_other_threads();
     loop {
-        serve_request(&mut control, parent, watch, &program_name);
+        serve_request(&mut control, parent, watch, &program_name, shared);
     }
 }
 
 /// Reads one request (its first bytes carry the worker's channel), forks,
-/// and reports the new worker's pid.
-fn serve_request(control: &mut UnixStream, parent: u32, watch: ParentWatch, program_name: &[u8; 16]) {
+/// and reports the new worker's pid; `shared`: the server is not alone in
+/// its process.
+fn serve_request(control: &mut UnixStream, parent: u32, watch: ParentWatch, program_name: &[u8; 16], shared: bool) {
     let mut request = [0; REQUEST_BYTES];
     let mut fds = [-1; 1];
     let (read, received) = match control.recv_with_fd(&mut request, &mut fds) {
@@ -70,6 +76,13 @@ fn serve_request(control: &mut UnixStream, parent: u32, watch: ParentWatch, prog
     };
     let token: Token = request[1..].try_into().expect("token length");
     let mut reply = [0; REPLY_BYTES];
+    // A server is alone in its process when `main` starts it, but not under
+    // a test harness, whose main thread lives on: a raw clone taken while
+    // that thread holds an allocator lock leaves the worker deadlocked on
+    // it (glibc's fork would have taken the locks first; a raw clone cannot).
+    if shared {
+        sys::wait_for_other_threads_to_sleep(QUIET_WAIT);
+    }
     match sys::fork_sibling() {
         Ok(Forked::Child) => {
             sys::set_thread_name(program_name);
