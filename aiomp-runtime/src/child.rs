@@ -22,8 +22,9 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::buffer;
 use crate::buffers::Buffers;
-use crate::chunk::{ArgsReader, ResultsWriter};
+use crate::chunk::{ArgsReader, Encoded, ResultsWriter};
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token, serve_fork_requests};
@@ -278,7 +279,7 @@ type Finished = (u64, ResultsWriter);
 /// A message for the parent, with the payload that follows it.
 enum Outgoing {
     Reply(Reply),
-    Outcome(Outcome, Bytes),
+    Outcome(Outcome, Vec<Bytes>),
 }
 
 /// The state of one worker's task loop.
@@ -425,7 +426,7 @@ impl Serve {
         self.running.insert(id, (handle, calls as u32));
     }
 
-    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> (Outcome, Bytes) {
+    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> (Outcome, Vec<Bytes>) {
         let (task_id, id, results) = match done {
             Ok((task_id, (id, results))) => (task_id, id, results),
             Err(join_error) => {
@@ -455,7 +456,7 @@ impl Serve {
         self.running.remove(&id);
         self.any_failed |= results.failed() > 0;
         let failed = results.failed();
-        let results = results.into_bytes();
+        let results = results.into_encoded();
         // Under 4 GiB: results over the frame limit are refused call by call.
         #[allow(clippy::cast_possible_truncation)]
         let outcome = Outcome {
@@ -463,7 +464,7 @@ impl Serve {
             failed,
             results_len: results.len() as u32,
         };
-        (outcome, Bytes::from(results))
+        (outcome, results.into_pieces())
     }
 }
 
@@ -481,7 +482,7 @@ struct CallContext {
 const CALLS_PER_POLL: usize = 1024;
 
 /// A call that waited at its first poll, on its way to completion.
-type Waiting = Pin<Box<dyn Future<Output = (u32, Result<Vec<u8>, CallError>)> + Send>>;
+type Waiting = Pin<Box<dyn Future<Output = (u32, Result<Encoded, CallError>)> + Send>>;
 
 /// Runs every call of a task, at most `concurrency` at a time, writing each
 /// result as it completes. A call that completes at its first poll (any
@@ -528,13 +529,17 @@ impl ChunkRun {
         Some((index, start..self.offset))
     }
 
-    fn start_call(&mut self, index: u32, args: &[u8], cx: &mut Context<'_>) {
+    /// Starts call `index`, whose arguments are `chunk[range]`.
+    fn start_call(&mut self, index: u32, chunk: &Bytes, range: std::ops::Range<usize>, cx: &mut Context<'_>) {
         let Some(invoker) = self.invoker else {
             self.record(index, Err(CallError::Unknown(self.call.function)));
             return;
         };
         let mark = self.results.begin(index);
-        match panic::catch_in_task(|| invoker(args, cx, self.results.out())) {
+        let out = self.results.out();
+        // A large `Buffer` argument shares the chunk rather than being copied out.
+        let invoke = || buffer::decode_from(chunk, || invoker(&chunk[range], cx, out));
+        match panic::catch_in_task(invoke) {
             Ok(Started::Done(Ok(()))) => {
                 let written = self.results.written(mark);
                 if written > self.call.max_result {
@@ -566,7 +571,7 @@ impl ChunkRun {
     }
 
     /// Writes call `index`'s result; a failure also goes to the exception handler.
-    fn record(&mut self, index: u32, result: Result<Vec<u8>, CallError>) {
+    fn record(&mut self, index: u32, result: Result<Encoded, CallError>) {
         let CallContext {
             registry,
             function,
@@ -582,9 +587,9 @@ impl ChunkRun {
             }
         });
         match result {
-            Ok(bytes) => {
+            Ok(value) => {
                 let mark = self.results.begin(index);
-                self.results.out().extend_from_slice(&bytes);
+                self.results.out().append(value);
                 self.results.finish(mark);
             }
             Err(error) => {
@@ -625,7 +630,7 @@ impl Future for ChunkRun {
                     break;
                 };
                 budget -= 1;
-                this.start_call(index, &args[range], cx);
+                this.start_call(index, &args, range, cx);
                 progressed = true;
             }
             this.args = args;
@@ -710,9 +715,9 @@ impl CallError {
 }
 
 /// Runs one call of `function` to completion (the initializer, an exception handler).
-async fn run_call(registry: &'static Registry, function: FunctionIndex, args: &[u8]) -> Result<Vec<u8>, CallError> {
+async fn run_call(registry: &'static Registry, function: FunctionIndex, args: &[u8]) -> Result<Encoded, CallError> {
     let invoker = registry.invoker(function).ok_or(CallError::Unknown(function))?;
-    let mut out = Vec::new();
+    let mut out = Encoded::default();
     let started = std::future::poll_fn(|cx| Poll::Ready(panic::catch_now(|| invoker(args, cx, &mut out)))).await;
     match started {
         Ok(Started::Done(result)) => result.map(|()| out).map_err(CallError::from),
@@ -740,7 +745,7 @@ async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mp
         for message in batch.drain(..) {
             let fed = match message {
                 Outgoing::Outcome(outcome, results) => {
-                    let len = results.len() + 32;
+                    let len = results.iter().map(Bytes::len).sum::<usize>() + 32;
                     let mut fed = Ok(());
                     if size + len > limit && !outcomes.is_empty() {
                         fed = writer.feed_with_payload(
@@ -751,7 +756,7 @@ async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mp
                     }
                     size += len;
                     outcomes.push(outcome);
-                    payload.push(results);
+                    payload.extend(results);
                     fed
                 }
                 Outgoing::Reply(reply) => writer.feed(&reply),

@@ -15,7 +15,14 @@
 //! ([`OK`]) or a postcard [`TaskError`] ([`FAILED`]). All integers are
 //! little-endian. Both readers check every length against what is left, so a
 //! corrupt buffer is an error, never a panic or an over-read.
+//!
+//! A buffer is written as [`Encoded`]: its bytes, with any large
+//! [`Buffer`](crate::Buffer) values spliced in by reference rather than
+//! copied. On the wire, and to the reader, it is one contiguous buffer.
 
+use std::ops::Range;
+
+use bytes::Bytes;
 use serde::Serialize;
 
 use crate::protocol::TaskError;
@@ -53,22 +60,279 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 }
 
+/// Bytes being encoded, with large buffers spliced in among them by
+/// reference: each splice goes before the byte at its offset in `bytes`.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    spliced: Vec<(usize, Bytes)>,
+    spliced_len: usize,
+}
+
+/// A point in an [`Encoded`], to measure from or to go back to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    bytes: usize,
+    splices: usize,
+    spliced_len: usize,
+}
+
+impl Encoded {
+    /// Encoded bytes to be written into `bytes` (emptied first).
+    pub(crate) fn into_buffer(mut bytes: Vec<u8>) -> Encoded {
+        bytes.clear();
+        Encoded {
+            bytes,
+            spliced: Vec::new(),
+            spliced_len: 0,
+        }
+    }
+
+    /// Its length, spliced buffers included.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() + self.spliced_len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes written into its own buffer: its length less the spliced buffers'.
+    pub(crate) fn written_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The end, as it is now.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            bytes: self.bytes.len(),
+            splices: self.spliced.len(),
+            spliced_len: self.spliced_len,
+        }
+    }
+
+    /// Bytes written since `mark`, spliced buffers included.
+    pub(crate) fn len_since(&self, mark: Mark) -> usize {
+        self.bytes.len() - mark.bytes + self.spliced_len - mark.spliced_len
+    }
+
+    /// Forgets everything written since `mark`.
+    pub(crate) fn truncate_to(&mut self, mark: Mark) {
+        self.bytes.truncate(mark.bytes);
+        self.spliced.truncate(mark.splices);
+        self.spliced_len = mark.spliced_len;
+    }
+
+    /// Appends bytes.
+    #[cfg(test)]
+    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// Appends another encoding, its splices still by reference.
+    pub(crate) fn append(&mut self, other: Encoded) {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.spliced
+            .extend(other.spliced.into_iter().map(|(at, spliced)| (base + at, spliced)));
+        self.spliced_len += other.spliced_len;
+    }
+
+    /// Overwrites the written bytes at `at` (which lie before any splice
+    /// after `mark`'s, as headers do).
+    fn patch(&mut self, at: usize, bytes: &[u8]) {
+        self.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// The pieces, in order, borrowed: written bytes and spliced buffers.
+    fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        let mut from = 0;
+        let mut spliced = self.spliced.iter();
+        let mut next_splice = None;
+        std::iter::from_fn(move || {
+            if let Some(piece) = next_splice.take() {
+                return Some(piece);
+            }
+            match spliced.next() {
+                Some((at, piece)) => {
+                    let written = &self.bytes[from..*at];
+                    from = *at;
+                    next_splice = Some(&piece[..]);
+                    Some(written)
+                }
+                None if from <= self.bytes.len() => {
+                    let written = &self.bytes[from..];
+                    from = self.bytes.len() + 1;
+                    Some(written)
+                }
+                None => None,
+            }
+        })
+        .filter(|piece| !piece.is_empty())
+    }
+
+    /// Appends the bytes at `range` (counting spliced buffers) to `into`,
+    /// spliced ones still by reference.
+    pub(crate) fn copy_range(&self, range: Range<usize>, into: &mut Encoded) {
+        let mut offset = 0;
+        let mut spliced = self.spliced.iter();
+        let mut written_from = 0;
+        // Walk the written bytes and splices in order, keeping what overlaps `range`.
+        loop {
+            let (written_to, splice) = match spliced.next() {
+                Some((at, piece)) => (*at, Some(piece)),
+                None => (self.bytes.len(), None),
+            };
+            let written = written_from..written_to;
+            let kept = overlap(offset..offset + written.len(), &range);
+            into.bytes
+                .extend_from_slice(&self.bytes[written.start + kept.start - offset..][..kept.len()]);
+            offset += written.len();
+            written_from = written_to;
+            let Some(piece) = splice else { break };
+            let kept = overlap(offset..offset + piece.len(), &range);
+            if !kept.is_empty() {
+                let piece = piece.slice(kept.start - offset..kept.end - offset);
+                into.spliced_len += piece.len();
+                into.spliced.push((into.bytes.len(), piece));
+            }
+            offset += piece.len();
+        }
+    }
+
+    /// The bytes at `range` (counting spliced buffers) in one slice:
+    /// borrowed if they lie in one piece, else copied.
+    pub(crate) fn view(&self, range: Range<usize>) -> std::borrow::Cow<'_, [u8]> {
+        if self.spliced.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.bytes[range]);
+        }
+        let mut out = Encoded::default();
+        self.copy_range(range, &mut out);
+        std::borrow::Cow::Owned(out.into_contiguous())
+    }
+
+    /// Splits off everything written since `mark`.
+    pub(crate) fn split_off(&mut self, mark: Mark) -> Encoded {
+        let bytes = self.bytes.split_off(mark.bytes);
+        let spliced = self
+            .spliced
+            .split_off(mark.splices)
+            .into_iter()
+            .map(|(at, piece)| (at - mark.bytes, piece))
+            .collect();
+        let spliced_len = self.spliced_len - mark.spliced_len;
+        self.spliced_len = mark.spliced_len;
+        Encoded {
+            bytes,
+            spliced,
+            spliced_len,
+        }
+    }
+
+    /// The pieces to write, in order.
+    pub(crate) fn into_pieces(self) -> Vec<Bytes> {
+        if self.spliced.is_empty() {
+            return vec![Bytes::from(self.bytes)];
+        }
+        let whole = Bytes::from(self.bytes);
+        let mut pieces = Vec::with_capacity(2 * self.spliced.len() + 1);
+        let mut from = 0;
+        for (at, spliced) in self.spliced {
+            if at > from {
+                pieces.push(whole.slice(from..at));
+            }
+            pieces.push(spliced);
+            from = at;
+        }
+        if whole.len() > from {
+            pieces.push(whole.slice(from..));
+        }
+        pieces
+    }
+
+    /// One contiguous copy (for callers that need its bytes in one slice).
+    pub(crate) fn into_contiguous(self) -> Vec<u8> {
+        if self.spliced.is_empty() {
+            return self.bytes;
+        }
+        let mut out = Vec::with_capacity(self.len());
+        for piece in self.segments() {
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+}
+
+/// The part of `a` that lies in `b` (empty, at `a.start`, if none).
+fn overlap(a: Range<usize>, b: &Range<usize>) -> Range<usize> {
+    let start = a.start.max(b.start).min(a.end);
+    start..a.end.min(b.end).max(start)
+}
+
+/// A postcard output into an [`Encoded`] that takes an offered
+/// [`Buffer`](crate::Buffer)'s bytes by reference instead of copying them.
+struct Splicing<'a>(&'a mut Encoded);
+
+impl postcard::ser_flavors::Flavor for Splicing<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.bytes.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        match crate::buffer::take_offered(bytes) {
+            Some(spliced) => {
+                self.0.spliced_len += spliced.len();
+                self.0.spliced.push((self.0.bytes.len(), spliced));
+            }
+            None => self.0.bytes.extend_from_slice(bytes),
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `value`'s postcard encoding to `out`, large buffers by
+/// reference; on failure `out` is as it was.
+pub(crate) fn encode_spliced<T: Serialize + ?Sized>(value: &T, out: &mut Encoded) -> postcard::Result<()> {
+    let mark = out.mark();
+    postcard::serialize_with_flavor(value, Splicing(out)).inspect_err(|_| out.truncate_to(mark))
+}
+
 /// Appends `value`'s postcard encoding to `out`; on failure `out` is as it was.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
     let start = out.len();
     postcard::serialize_with_flavor(value, Append(out)).inspect_err(|_| out.truncate(start))
 }
 
-/// Appends one call's arguments to a chunk's argument buffer; on failure the
-/// buffer is as it was.
-pub(crate) fn push_args<T: Serialize + ?Sized>(args: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
-    let start = out.len();
-    out.extend_from_slice(&[0; LEN_BYTES]);
-    if let Err(e) = encode_into(args, out) {
-        out.truncate(start);
+/// Appends one call's arguments to a chunk's argument buffer, large
+/// buffers by reference; on failure the buffer is as it was.
+pub(crate) fn push_args<T: Serialize + ?Sized>(args: &T, out: &mut Encoded) -> postcard::Result<()> {
+    let start = out.mark();
+    let len_at = out.bytes.len();
+    out.bytes.extend_from_slice(&[0; LEN_BYTES]);
+    let value = out.mark();
+    if let Err(e) = encode_spliced(args, out) {
+        out.truncate_to(start);
         return Err(e);
     }
-    patch_len(out, start, start + LEN_BYTES)
+    let Ok(len) = u32::try_from(out.len_since(value)) else {
+        out.truncate_to(start);
+        return Err(postcard::Error::SerializeBufferFull);
+    };
+    out.patch(len_at, &len.to_le_bytes());
+    Ok(())
+}
+
+/// Where the encoded arguments lie within a call's `range` of a chunk's
+/// argument buffer (after their length).
+pub(crate) fn args_within(range: Range<usize>) -> Range<usize> {
+    range.start + LEN_BYTES..range.end
 }
 
 /// The argument buffer of a chunk of one call, from its encoded arguments.
@@ -140,74 +404,83 @@ fn take_len_prefixed<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], Malformed> {
     Ok(bytes)
 }
 
-fn patch_len(out: &mut [u8], at: usize, from: usize) -> postcard::Result<()> {
-    let len = u32::try_from(out.len() - from).map_err(|_| postcard::Error::SerializeBufferFull)?;
-    out[at..at + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
-    Ok(())
-}
-
 /// Writes a chunk's results into one buffer as its calls complete.
 #[derive(Debug, Default)]
 pub(crate) struct ResultsWriter {
-    buffer: Vec<u8>,
+    out: Encoded,
     failed: u32,
 }
 
 /// Where a result being written starts, from [`ResultsWriter::begin`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Mark(usize);
+pub(crate) struct ResultMark {
+    /// Before its header.
+    start: Mark,
+    /// Where its length goes, in the written bytes.
+    len_at: usize,
+    /// After its header, where its value starts.
+    value: Mark,
+}
 
 impl ResultsWriter {
     /// A writer into `buffer` (emptied first).
-    pub(crate) fn into_buffer(mut buffer: Vec<u8>) -> Self {
-        buffer.clear();
-        ResultsWriter { buffer, failed: 0 }
+    pub(crate) fn into_buffer(buffer: Vec<u8>) -> Self {
+        ResultsWriter {
+            out: Encoded::into_buffer(buffer),
+            failed: 0,
+        }
     }
 
     /// Starts call `index`'s result; its value is then appended to
     /// [`out`](Self::out), and [`finish`](Self::finish) or
     /// [`fail`](Self::fail) ends it.
-    pub(crate) fn begin(&mut self, index: u32) -> Mark {
-        let start = self.buffer.len();
-        self.buffer.extend_from_slice(&index.to_le_bytes());
-        self.buffer.push(OK);
-        self.buffer.extend_from_slice(&[0; LEN_BYTES]);
-        Mark(start)
+    pub(crate) fn begin(&mut self, index: u32) -> ResultMark {
+        let start = self.out.mark();
+        self.out.bytes.extend_from_slice(&index.to_le_bytes());
+        self.out.bytes.push(OK);
+        let len_at = self.out.bytes.len();
+        self.out.bytes.extend_from_slice(&[0; LEN_BYTES]);
+        ResultMark {
+            start,
+            len_at,
+            value: self.out.mark(),
+        }
     }
 
     /// The buffer a value is appended to between `begin` and `finish`.
-    pub(crate) fn out(&mut self) -> &mut Vec<u8> {
-        &mut self.buffer
+    pub(crate) fn out(&mut self) -> &mut Encoded {
+        &mut self.out
     }
 
     /// The bytes of the result begun at `mark` so far.
-    pub(crate) fn written(&self, mark: Mark) -> usize {
-        self.buffer.len() - mark.0 - RESULT_HEADER
+    pub(crate) fn written(&self, mark: ResultMark) -> usize {
+        self.out.len_since(mark.value)
     }
 
     /// Ends the result begun at `mark` as a value.
-    pub(crate) fn finish(&mut self, mark: Mark) {
-        let from = mark.0 + RESULT_HEADER;
-        // A value over 4 GiB never gets here: it is refused as over the frame limit first.
-        let _ = patch_len(&mut self.buffer, from - LEN_BYTES, from);
+    pub(crate) fn finish(&mut self, mark: ResultMark) {
+        self.patch_len(mark);
     }
 
     /// Forgets the result begun at `mark`, and anything written after it.
-    pub(crate) fn abandon(&mut self, mark: Mark) {
-        self.buffer.truncate(mark.0);
+    pub(crate) fn abandon(&mut self, mark: ResultMark) {
+        self.out.truncate_to(mark.start);
     }
 
     /// Ends the result begun at `mark` as `error`, dropping any value bytes.
-    pub(crate) fn fail(&mut self, mark: Mark, error: &TaskError) {
-        let from = mark.0 + RESULT_HEADER;
-        self.buffer.truncate(from);
-        self.buffer[from - LEN_BYTES - 1] = FAILED;
+    pub(crate) fn fail(&mut self, mark: ResultMark, error: &TaskError) {
+        self.out.truncate_to(mark.value);
+        self.out.bytes[mark.len_at - 1] = FAILED;
         self.failed += 1;
-        if encode_into(error, &mut self.buffer).is_err() {
-            // A TaskError always encodes; should it not, the tag alone still says "failed".
-            self.buffer.truncate(from);
-        }
-        let _ = patch_len(&mut self.buffer, from - LEN_BYTES, from);
+        // A TaskError always encodes; should it not, the tag alone still says "failed".
+        let _ = encode_into(error, &mut self.out.bytes);
+        self.patch_len(mark);
+    }
+
+    fn patch_len(&mut self, mark: ResultMark) {
+        // A value over 4 GiB never gets here: it is refused as over the frame limit first.
+        let len = u32::try_from(self.out.len_since(mark.value)).unwrap_or(u32::MAX);
+        self.out.patch(mark.len_at, &len.to_le_bytes());
     }
 
     /// Writes call `index`'s result as `error`.
@@ -221,8 +494,9 @@ impl ResultsWriter {
         self.failed
     }
 
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
-        self.buffer
+    /// The results, to be written out.
+    pub(crate) fn into_encoded(self) -> Encoded {
+        self.out
     }
 }
 
@@ -284,10 +558,11 @@ mod tests {
 
     #[test]
     fn arguments_round_trip_in_place() {
-        let mut buffer = Vec::new();
+        let mut encoded = Encoded::default();
         for x in [1u64, 300, u64::MAX] {
-            push_args(&(x, "s"), &mut buffer).unwrap();
+            push_args(&(x, "s"), &mut encoded).unwrap();
         }
+        let buffer = encoded.into_contiguous();
         let mut reader = ArgsReader::new(&buffer);
         let mut seen = Vec::new();
         while let Some(call) = reader.next_call() {
@@ -298,21 +573,95 @@ mod tests {
         assert!(ArgsReader::count(&buffer[..buffer.len() - 1]).is_err());
     }
 
+    /// Three calls: a small one, one with a large `Buffer` and another small one.
+    fn with_a_spliced_buffer() -> (Encoded, Vec<Range<usize>>, crate::Buffer) {
+        let large = crate::Buffer::from((0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let mut encoded = Encoded::default();
+        let mut calls = Vec::new();
+        for args in [
+            (1u8, crate::Buffer::new()),
+            (2, large.clone()),
+            (3, crate::Buffer::from(vec![9; 10])),
+        ] {
+            let start = encoded.len();
+            push_args(&args, &mut encoded).unwrap();
+            calls.push(start..encoded.len());
+        }
+        (encoded, calls, large)
+    }
+
+    #[test]
+    fn a_large_buffer_is_spliced_in_by_reference_and_reads_back_whole() {
+        let (encoded, calls, large) = with_a_spliced_buffer();
+        assert_eq!(encoded.spliced.len(), 1);
+        assert_eq!(encoded.len(), encoded.written_len() + large.len());
+        let pieces = encoded.into_pieces();
+        assert!(
+            pieces.iter().any(|piece| piece.as_ptr() == large.as_ptr()),
+            "not copied"
+        );
+        let contiguous = pieces.concat();
+        let mut reader = ArgsReader::new(&contiguous);
+        for (expected, range) in [1u8, 2, 3].into_iter().zip(calls) {
+            let call = reader.next_call().unwrap().unwrap();
+            assert_eq!(call.len() + LEN_BYTES, range.len());
+            let (n, buffer): (u8, crate::Buffer) = postcard::from_bytes(call).unwrap();
+            assert_eq!(n, expected);
+            if n == 2 {
+                assert_eq!(buffer, large);
+            }
+        }
+        assert!(reader.next_call().is_none());
+    }
+
+    #[test]
+    fn ranges_views_and_splits_see_the_spliced_bytes_in_place() {
+        let (encoded, calls, _) = with_a_spliced_buffer();
+        let whole = Encoded::default();
+        let contiguous = {
+            let mut copy = whole;
+            encoded.copy_range(0..encoded.len(), &mut copy);
+            copy.into_contiguous()
+        };
+        assert_eq!(contiguous.len(), encoded.len());
+        for range in calls
+            .iter()
+            .cloned()
+            .chain([calls[0].start..calls[2].end, 3..calls[1].end - 5])
+        {
+            assert_eq!(
+                &encoded.view(range.clone())[..],
+                &contiguous[range.clone()],
+                "{range:?}"
+            );
+            let mut part = Encoded::default();
+            encoded.copy_range(range.clone(), &mut part);
+            assert_eq!(part.into_contiguous(), &contiguous[range]);
+        }
+        // Splitting after the first call leaves it, and moves the rest whole.
+        let (mut first, _, _) = with_a_spliced_buffer();
+        let mut at_second = Encoded::default();
+        push_args(&(1u8, crate::Buffer::new()), &mut at_second).unwrap();
+        let rest = first.split_off(at_second.mark());
+        assert_eq!(first.into_contiguous(), &contiguous[calls[0].clone()]);
+        assert_eq!(rest.into_contiguous(), &contiguous[calls[1].start..]);
+    }
+
     #[test]
     fn results_come_back_in_call_order() {
         let mut writer = ResultsWriter::default();
         let mark = writer.begin(1);
-        encode_into(&7u32, writer.out()).unwrap();
+        encode_spliced(&7u32, writer.out()).unwrap();
         writer.finish(mark);
         let error = TaskError::Codec {
             action: CodecAction::EncodeResult,
             error: postcard::Error::SerializeBufferFull,
         };
         let mark = writer.begin(0);
-        encode_into(&"partial value", writer.out()).unwrap();
+        encode_spliced(&"partial value", writer.out()).unwrap();
         writer.fail(mark, &error);
         assert_eq!(writer.failed(), 1);
-        let buffer = writer.into_bytes();
+        let buffer = writer.into_encoded().into_contiguous();
         let entries = read_results(&buffer, 2).unwrap();
         assert!(!entries[0].ok && entries[1].ok);
         let value = &buffer[entries[1].start as usize..][..entries[1].len as usize];
@@ -326,7 +675,7 @@ mod tests {
         let mut writer = ResultsWriter::default();
         let mark = writer.begin(0);
         writer.finish(mark);
-        let one = writer.into_bytes();
+        let one = writer.into_encoded().into_contiguous();
         assert_eq!(read_results(&one, 2), Err(Malformed("fewer results than calls")));
         let twice = [one.clone(), one.clone()].concat();
         assert_eq!(read_results(&twice, 1), Err(Malformed("two results for one call")));

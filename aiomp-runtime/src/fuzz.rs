@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::FramedRead;
 
-use crate::chunk::{ArgsReader, ResultsWriter, push_args, read_results};
+use crate::chunk::{ArgsReader, Encoded, ResultsWriter, push_args, read_results};
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::protocol::{
@@ -423,10 +423,11 @@ proptest! {
         order in any::<prop::sample::Index>(),
         mutations in vec(mutation(), 1..4),
     ) {
-        let mut args = Vec::new();
+        let mut args = Encoded::default();
         for (arg, _) in &calls {
             push_args(arg, &mut args).unwrap();
         }
+        let args = args.into_contiguous();
         let mut reader = ArgsReader::new(&args);
         for (arg, _) in &calls {
             let bytes = reader.next_call().unwrap().unwrap();
@@ -449,7 +450,7 @@ proptest! {
                 Err(error) => writer.push_failed(index, error),
             }
         }
-        let results = writer.into_bytes();
+        let results = writer.into_encoded().into_contiguous();
         let entries = read_results(&results, n).unwrap();
         for ((_, expected), entry) in calls.iter().zip(&entries) {
             let bytes = &results[entry.start as usize..][..entry.len as usize];

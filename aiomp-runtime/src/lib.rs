@@ -3,6 +3,7 @@
 //!
 //! Depend on `aiomp`, not on this crate: its API is re-exported and documented there.
 
+mod buffer;
 mod buffers;
 mod child;
 mod chunk;
@@ -39,6 +40,7 @@ pub mod __private {
     pub use crate::private::*;
 }
 
+pub use buffer::Buffer;
 pub use entry::init;
 pub use error::{Error, RemoteError, RemoteErrorKind, Result};
 pub use exit::ExitStatus;

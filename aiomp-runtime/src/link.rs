@@ -61,15 +61,15 @@ pub(crate) struct Results {
 impl Results {
     /// The only result of a task of one call: its encoded return value, or
     /// why there is none.
-    pub(crate) fn into_single(self, function: FunctionIndex) -> Result<Vec<u8>, Error> {
+    pub(crate) fn into_single(self, function: FunctionIndex) -> Result<Bytes, Error> {
         let malformed = |reason: String| Error::Transport { pid: self.pid, reason };
         let entries = read_results(&self.bytes, 1).map_err(|e| malformed(e.to_string()))?;
         let entry = entries[0];
-        let bytes = &self.bytes[entry.start as usize..][..entry.len as usize];
+        let range = entry.start as usize..(entry.start + entry.len) as usize;
         if entry.ok {
-            Ok(bytes.to_vec())
+            Ok(self.bytes.slice(range))
         } else {
-            Err(decode_task_error(function, bytes))
+            Err(decode_task_error(function, &self.bytes[range]))
         }
     }
 }
@@ -85,8 +85,9 @@ pub(crate) struct Job {
     /// How many of its calls may run at once.
     pub(crate) concurrency: u32,
     pub(crate) function: FunctionIndex,
-    /// The calls' arguments, laid out as [`chunk`](crate::chunk) describes.
-    pub(crate) args: Bytes,
+    /// The calls' arguments, laid out as [`chunk`](crate::chunk) describes,
+    /// in pieces to be written one after the other.
+    pub(crate) args: Vec<Bytes>,
     pub(crate) reply: oneshot::Sender<Answer>,
 }
 
@@ -94,6 +95,11 @@ impl Job {
     /// The task's ID: its first call's.
     pub(crate) fn id(&self) -> u64 {
         self.ids.start
+    }
+
+    /// The length of its arguments.
+    pub(crate) fn args_len(&self) -> usize {
+        self.args.iter().map(Bytes::len).sum()
     }
 
     /// How many calls it carries.
@@ -193,10 +199,10 @@ impl Link {
         };
         // The child reads its hello under the default limit, whatever the pool's.
         transport::push_frame(&mut bytes, &hello, &[], codec::DEFAULT_MAX_FRAME).map_err(unencodable)?;
-        let only = only.filter(|job| job.args.len() <= GREETING_ARGS_MAX);
+        let only = only.filter(|job| job.args_len() <= GREETING_ARGS_MAX);
         if let Some(job) = only {
             let (task, args) = task_of(job);
-            transport::push_frame(&mut bytes, &Request::Tasks(vec![task]), &[args], max_frame)
+            transport::push_frame(&mut bytes, &Request::Tasks(vec![task]), &args, max_frame)
                 .and_then(|()| transport::push_frame(&mut bytes, &Request::Drain, &[], max_frame))
                 .map_err(unencodable)?;
         }
@@ -221,7 +227,7 @@ impl Link {
         let mut preface = Vec::new();
         if let Some(job) = only.as_ref().filter(|_| !only_greeted) {
             let (task, args) = task_of(job);
-            preface.push((Request::Tasks(vec![task]), vec![args]));
+            preface.push((Request::Tasks(vec![task]), args));
             preface.push((Request::Drain, Vec::new()));
         }
         let opened = async {
@@ -312,7 +318,7 @@ impl Link {
             }
             let (task, args) = task_of(&job);
             tasks.push(task);
-            payload.push(args);
+            payload.extend(args);
             in_flight.tasks.insert(
                 job.ids.start,
                 Pending {
@@ -552,14 +558,14 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
 }
 
 /// A job's task message, and its argument buffer to follow it.
-fn task_of(job: &Job) -> (Task, Bytes) {
+fn task_of(job: &Job) -> (Task, Vec<Bytes>) {
     // The submitter keeps every buffer under the frame limit, far under 4 GiB.
     #[allow(clippy::cast_possible_truncation)]
     let task = Task {
         id: job.id(),
         function: job.function,
         concurrency: job.concurrency,
-        args_len: job.args.len() as u32,
+        args_len: job.args_len() as u32,
     };
     (task, job.args.clone())
 }

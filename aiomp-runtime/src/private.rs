@@ -11,13 +11,14 @@ use std::task::Poll;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::chunk::encode_into;
+use crate::chunk::encode_spliced;
 pub use crate::entry::{Flavor, enter_main, main_runtime, run_test};
 pub use crate::registry::Registration;
 use crate::registry::{InvokeError, Started};
 
-/// `Vec`, for generated code under `#![no_implicit_prelude]`.
-pub type Bytes = std::vec::Vec<u8>;
+/// The output an invoker appends a return value to, for generated code
+/// under `#![no_implicit_prelude]`.
+pub type Bytes = crate::chunk::Encoded;
 
 /// A task's context, for generated code under `#![no_implicit_prelude]`.
 pub type Context<'a> = std::task::Context<'a>;
@@ -66,7 +67,7 @@ where
         Poll::Ready(value) => Started::Done(encode(&value, out)),
         Poll::Pending => Started::Pending(Box::pin(async move {
             let value = future.await;
-            let mut out = Vec::new();
+            let mut out = Bytes::default();
             encode(&value, &mut out).map(|()| out)
         })),
     }
@@ -92,5 +93,5 @@ where
 }
 
 fn encode<R: Serialize>(value: &R, out: &mut Bytes) -> Result<(), InvokeError> {
-    encode_into(value, out).map_err(InvokeError::EncodeResult)
+    encode_spliced(value, out).map_err(InvokeError::EncodeResult)
 }

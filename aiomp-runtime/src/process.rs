@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 use serde::Serialize;
@@ -33,7 +34,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a finished run left behind.
 #[derive(Debug, Clone)]
 struct Finished {
-    answer: Arc<Result<Vec<u8>, Error>>,
+    answer: Arc<Result<Bytes, Error>>,
     status: ExitStatus,
 }
 
@@ -132,7 +133,7 @@ impl Handle {
             slots: 1,
             concurrency: 1,
             function: target.function,
-            args: single_call(&target.args).into(),
+            args: vec![single_call(&target.args).into()],
             reply,
         };
         // The call and the drain go out with the greeting (or the handshake).
@@ -540,9 +541,9 @@ impl<R: DeserializeOwned + Send + 'static> Worker<R> {
         };
         let function = self.handle.target.as_ref().map_or(0, |call| call.function);
         if self.result.get().is_none() {
-            let _ = self.result.set(decode_output(function, bytes)?);
+            let _ = self.result.set(decode_output(function, bytes, bytes)?);
         }
-        decode_output(function, bytes)
+        decode_output(function, bytes, bytes)
     }
 
     /// [`join`](Self::join) with a deadline: [`Error::Timeout`] when it passes,

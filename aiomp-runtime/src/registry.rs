@@ -19,7 +19,7 @@ use crate::error::Error;
 // Not public API. Used by generated code.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
-pub type Pending = Pin<Box<dyn Future<Output = Result<Vec<u8>, InvokeError>> + Send>>;
+pub type Pending = Pin<Box<dyn Future<Output = Result<crate::chunk::Encoded, InvokeError>> + Send>>;
 
 /// How a call went at its first poll.
 // Not public API. Used by generated code.
@@ -38,7 +38,7 @@ pub enum Started {
 // Not public API. Used by generated code.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
-pub type Invoker = fn(&[u8], &mut Context<'_>, &mut Vec<u8>) -> Started;
+pub type Invoker = fn(&[u8], &mut Context<'_>, &mut crate::chunk::Encoded) -> Started;
 
 /// Why an invocation failed before or after the function itself ran.
 #[derive(Debug)]
@@ -169,7 +169,7 @@ fn fingerprint(entries: &[&'static Registration]) -> u64 {
 mod tests {
     use super::*;
 
-    fn never(_: &[u8], _: &mut Context<'_>, _: &mut Vec<u8>) -> Started {
+    fn never(_: &[u8], _: &mut Context<'_>, _: &mut crate::chunk::Encoded) -> Started {
         Started::Done(Ok(()))
     }
 

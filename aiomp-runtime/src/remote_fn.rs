@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -110,9 +111,15 @@ pub(crate) fn encode_call<Args: Serialize>(function: FunctionIndex, args: &Args)
     })
 }
 
-/// Decodes the return value of the function at `function`.
-pub(crate) fn decode_output<R: DeserializeOwned>(function: FunctionIndex, bytes: &[u8]) -> Result<R, Error> {
-    crate::codec::decode(bytes).map_err(|source| Error::Codec {
+/// Decodes the return value of the function at `function` from `bytes`,
+/// which lie in `source`: a large [`Buffer`](crate::Buffer) in it shares
+/// `source` rather than being copied out.
+pub(crate) fn decode_output<R: DeserializeOwned>(
+    function: FunctionIndex,
+    source: &Bytes,
+    bytes: &[u8],
+) -> Result<R, Error> {
+    crate::buffer::decode_from(source, || crate::codec::decode(bytes)).map_err(|source| Error::Codec {
         function: function_id(function),
         action: "decode the result",
         source,

@@ -84,7 +84,7 @@ impl Arrived {
                 Some(entry) => {
                     let value = &bytes[entry.start as usize..][..entry.len as usize];
                     if entry.ok {
-                        decode_output(function, value)
+                        decode_output(function, bytes, value)
                     } else {
                         Err(decode_task_error(function, value))
                     }

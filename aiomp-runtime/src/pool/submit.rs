@@ -7,6 +7,7 @@
 //! of tiny calls costs one buffer, one frame, one oneshot and one worker task
 //! per chunk rather than an allocation or more per call.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
-use crate::chunk::{ArgsReader, push_args};
+use crate::chunk::{ArgsReader, Encoded, args_within, push_args};
 use crate::error::{Error, Result};
 use crate::link::{Answer, Job};
 use crate::pool::Shared;
@@ -63,7 +64,7 @@ const FRAME_OVERHEAD: usize = 1024;
 pub(crate) trait Input: Send {
     /// Appends the next item's encoded arguments to `out`; `None` at the end.
     /// On an error `out` is as it was.
-    fn push_next(&mut self, out: &mut Vec<u8>) -> Option<Result<()>>;
+    fn push_next(&mut self, out: &mut Encoded) -> Option<Result<()>>;
 
     /// A lower bound on the items left.
     fn size_hint(&self) -> usize;
@@ -80,7 +81,7 @@ where
     I: Iterator<Item = A> + Send,
     A: Serialize,
 {
-    fn push_next(&mut self, out: &mut Vec<u8>) -> Option<Result<()>> {
+    fn push_next(&mut self, out: &mut Encoded) -> Option<Result<()>> {
         let item = self.items.next()?;
         Some(push_args(&item, out).map_err(|source| Error::Codec {
             function: function_id(self.function),
@@ -130,12 +131,13 @@ pub(crate) struct Submitter {
     slots_per_call: usize,
     /// The largest argument buffer a chunk may have: under the frame limit.
     max_chunk_bytes: usize,
-    /// The length of the last chunk's argument buffer.
+    /// The bytes encoded into the last chunk's argument buffer (buffers
+    /// spliced in by reference not counted).
     last_chunk_bytes: usize,
     /// Bytes of arguments submitted and not yet answered.
     in_flight_bytes: usize,
     /// A call encoded too late for the last chunk: it starts the next one.
-    carried: Vec<u8>,
+    carried: Encoded,
     /// Set when the call could not start: yielded first, then nothing more.
     pub(crate) failed: Option<Error>,
     pub(crate) deadline: Option<Duration>,
@@ -193,7 +195,7 @@ impl Submitter {
             max_chunk_bytes,
             last_chunk_bytes: 0,
             in_flight_bytes: 0,
-            carried: Vec::new(),
+            carried: Encoded::default(),
             failed: None,
             deadline: None,
             timer: None,
@@ -217,7 +219,7 @@ impl Submitter {
     pub(crate) fn stop(&mut self) {
         self.input = None;
         self.senders = None;
-        self.carried = Vec::new();
+        self.carried = Encoded::default();
     }
 
     /// Submits up to a chunk of calls, at most `room`, and hands `out` their
@@ -232,14 +234,14 @@ impl Submitter {
         let first = self.next_index;
         let limit = room.min(self.chunk);
         let mut buffer = std::mem::take(&mut self.carried);
-        if buffer.capacity() == 0 {
+        if buffer.is_empty() {
             // About as long as the last chunk's (no growing by doubling), and
             // a written-out one when that is large.
             let expected = self.last_chunk_bytes + self.last_chunk_bytes / 8;
-            buffer = match &self.shared.link.buffers {
+            buffer = Encoded::into_buffer(match &self.shared.link.buffers {
                 Some(buffers) => buffers.take(expected),
                 None => Vec::with_capacity(expected),
-            };
+            });
         }
         let mut calls: Vec<Slot> = Vec::new();
         if !buffer.is_empty() {
@@ -247,15 +249,16 @@ impl Submitter {
         }
         while calls.len() < limit && buffer.len() < CHUNK_BYTES {
             let Some(input) = self.input.as_mut() else { break };
-            let start = buffer.len();
+            let start = buffer.mark();
+            let start_len = buffer.len();
             match input.push_next(&mut buffer) {
                 None => {
                     self.input = None;
                     break;
                 }
                 Some(Err(error)) => calls.push(Slot::Failed(error)),
-                Some(Ok(())) if buffer.len() - start > self.max_chunk_bytes => {
-                    buffer.truncate(start);
+                Some(Ok(())) if buffer.len_since(start) > self.max_chunk_bytes => {
+                    buffer.truncate_to(start);
                     calls.push(Slot::Failed(self.oversized()));
                 }
                 Some(Ok(())) if buffer.len() > self.max_chunk_bytes => {
@@ -263,11 +266,11 @@ impl Submitter {
                     self.carried = buffer.split_off(start);
                     break;
                 }
-                Some(Ok(())) => calls.push(Slot::Encoded(start..buffer.len())),
+                Some(Ok(())) => calls.push(Slot::Encoded(start_len..buffer.len())),
             }
         }
         self.next_index += calls.len();
-        self.last_chunk_bytes = buffer.len();
+        self.last_chunk_bytes = buffer.written_len();
         self.in_flight_bytes += buffer.len();
         let senders = self.senders.take();
         let taken = calls.len();
@@ -295,30 +298,37 @@ impl Submitter {
     fn submit(
         &self,
         first: usize,
-        buffer: Vec<u8>,
+        buffer: Encoded,
         calls: Vec<Slot>,
         senders: &[async_channel::Sender<Job>],
         out: &mut impl Extend<Batch>,
     ) {
+        // A call's arguments in one slice, for the scheduler: gathered from
+        // their pieces only for a scheduler that may read them.
+        let reads_args = self.shared.scheduler_reads_args;
         let encoded = calls.iter().filter_map(|call| match call {
-            Slot::Encoded(range) => Some(&buffer[range.clone()]),
+            Slot::Encoded(range) if reads_args => Some(buffer.view(args_within(range.clone()))),
+            Slot::Encoded(_) => Some(Cow::Borrowed(&[][..])),
             Slot::Failed(_) => None,
         });
-        let encoded: Vec<&[u8]> = encoded.collect();
-        let (first_id, queues) = self.shared.schedule(self.function, encoded.into_iter());
+        let encoded: Vec<Cow<'_, [u8]>> = encoded.collect();
+        let (first_id, queues) = self
+            .shared
+            .schedule(self.function, encoded.iter().map(|call| &call[..]));
+        drop(encoded);
         let all_sent = !calls.iter().any(|call| matches!(call, Slot::Failed(_)));
         if all_sent && queues.windows(2).all(|pair| pair[0] == pair[1]) {
             // The common case: every call to one queue, in the buffer as encoded.
             if let Some(&queue) = queues.first() {
                 let ids = first_id..first_id + queues.len() as u64;
-                out.extend([self.send(first, queue, ids, Bytes::from(buffer), senders)]);
+                out.extend([self.send(first, queue, ids, buffer.into_pieces(), senders)]);
             }
             return;
         }
         // Split into runs of calls to one queue, each with its own buffer.
         let mut id = first_id;
         let mut queues = queues.into_iter();
-        let mut run: Option<(usize, usize, u64, Vec<u8>)> = None;
+        let mut run: Option<(usize, usize, u64, Encoded)> = None;
         let mut batches = Vec::new();
         for (index, call) in (first..).zip(calls) {
             match call {
@@ -331,8 +341,8 @@ impl Submitter {
                     if run.as_ref().is_some_and(|run| run.1 != queue) {
                         batches.extend(run.take().map(|run| self.send_run(run, id, senders)));
                     }
-                    let run = run.get_or_insert_with(|| (index, queue, id, Vec::new()));
-                    run.3.extend_from_slice(&buffer[range]);
+                    let run = run.get_or_insert_with(|| (index, queue, id, Encoded::default()));
+                    buffer.copy_range(range, &mut run.3);
                     id += 1;
                 }
             }
@@ -343,11 +353,11 @@ impl Submitter {
 
     fn send_run(
         &self,
-        (first, queue, first_id, args): (usize, usize, u64, Vec<u8>),
+        (first, queue, first_id, args): (usize, usize, u64, Encoded),
         end_id: u64,
         senders: &[async_channel::Sender<Job>],
     ) -> Batch {
-        self.send(first, queue, first_id..end_id, Bytes::from(args), senders)
+        self.send(first, queue, first_id..end_id, args.into_pieces(), senders)
     }
 
     fn send(
@@ -355,11 +365,11 @@ impl Submitter {
         first: usize,
         queue: usize,
         ids: Range<u64>,
-        args: Bytes,
+        args: Vec<Bytes>,
         senders: &[async_channel::Sender<Job>],
     ) -> Batch {
         let len = (ids.end - ids.start) as usize;
-        debug_assert_eq!(ArgsReader::count(&args), Ok(len));
+        debug_assert_eq!(ArgsReader::count(&args.concat()), Ok(len));
         let (concurrency, slots) = if self.blocking {
             (1, self.slots_per_call)
         } else {
@@ -367,7 +377,7 @@ impl Submitter {
         };
         let (reply, answer) = oneshot::channel();
         let id = ids.start;
-        let args_len = args.len();
+        let args_len = args.iter().map(Bytes::len).sum();
         // At most MAX_CHUNK_CALLS (a u32 on the wire).
         #[allow(clippy::cast_possible_truncation)]
         let job = Job {
@@ -433,7 +443,7 @@ enum Slot {
 struct Nothing;
 
 impl Input for Nothing {
-    fn push_next(&mut self, _out: &mut Vec<u8>) -> Option<Result<()>> {
+    fn push_next(&mut self, _out: &mut Encoded) -> Option<Result<()>> {
         None
     }
 
