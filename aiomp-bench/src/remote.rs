@@ -44,6 +44,12 @@ pub async fn identity_bytes(buf: ByteBuf) -> ByteBuf {
     buf
 }
 
+/// W6: aiomp's own buffer, which crosses without a copy in user space.
+#[remote]
+pub async fn identity_buffer(buf: aiomp::Buffer) -> aiomp::Buffer {
+    buf
+}
+
 /// W6: a plain `Vec<u8>`, which serde hands to postcard element by element.
 #[remote]
 pub async fn identity_vec(buf: Vec<u8>) -> Vec<u8> {

@@ -169,7 +169,9 @@ aiomp and in one process alike.\n\
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \
 the time).\n\
-- **W6** counts every byte twice (sent and received); MB = 10⁶ bytes. aiomp and procspawn are timed \
+- **W6** counts every byte twice (sent and received); MB = 10⁶ bytes. The target applies to \
+`aiomp::Buffer`, the type the README recommends, which crosses without a copy in user space; \
+`serde_bytes::ByteBuf` is copied into and out of each frame on both sides. aiomp and procspawn are timed \
 on the second of two identical passes (the first warms the allocators); Python's peers run once. \
 The limit is one direction of one socket, the median of five passes (single passes ranged from \
 1 to 9.5 GB/s here).\n\

@@ -113,9 +113,10 @@ fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
                 _ => return None,
             }
         }
-        // The target is for the byte-buffer type the README recommends; the
-        // plain Vec<u8> row shows the trap it warns about.
-        Workload::W6 if variant == Some("Vec<u8>") => return None,
+        // The target is for the byte-buffer type the README recommends
+        // (aiomp::Buffer); ByteBuf shows the serde-portable choice and the
+        // plain Vec<u8> row the trap the README warns about.
+        Workload::W6 if matches!(variant, Some("Vec<u8>" | "ByteBuf")) => return None,
         Workload::W6 => {
             let stream = value(rows, Workload::W6, System::Limit).map(Value::primary);
             relative(

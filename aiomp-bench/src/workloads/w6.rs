@@ -1,8 +1,10 @@
 //! W6: identity over 200 byte buffers of 1 MiB each on 2 processes; MB/s of
 //! bytes sent + received (MB = 10⁶ bytes).
 //!
-//! Two aiomp rows: `serde_bytes::ByteBuf`, which postcard writes as a length
-//! and the bytes, and a plain `Vec<u8>`, which serde hands to postcard one
+//! Three aiomp rows: `aiomp::Buffer`, which crosses without a copy in user
+//! space (the idiomatic type, which the target is for); `serde_bytes::ByteBuf`,
+//! which postcard writes as a length and the bytes, copied into and out of
+//! each frame; and a plain `Vec<u8>`, which serde hands to postcard one
 //! element at a time (the trap).
 
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use serde_bytes::ByteBuf;
 use crate::limits::{self, FRAME_BYTES};
 use crate::peers::python::Library;
 use crate::peers::{self, PeerOutput};
-use crate::remote::{identity_bytes, identity_vec};
+use crate::remote::{identity_buffer, identity_bytes, identity_vec};
 use crate::row::{Row, System, Value, Workload};
 use crate::suite::{Context, deadline};
 use crate::workloads::{PoolConfig, measure, shut_down};
@@ -30,6 +32,22 @@ pub async fn run(context: &Context) -> Vec<Row> {
     let base = format!("{count} buffers of 1 MiB, results streamed");
     let warmed = format!("{base}, second of two passes");
     let mut rows = vec![
+        Row::new(
+            Workload::W6,
+            System::Aiomp,
+            Some("Buffer"),
+            format!("{warmed}, aiomp::Buffer, {}", config.describe()),
+            measure(
+                limit,
+                aiomp_identity(
+                    config,
+                    count,
+                    |i| aiomp::Buffer::from(buffer(i)),
+                    |pool, items| pool.map(identity_buffer, items),
+                ),
+            )
+            .await,
+        ),
         Row::new(
             Workload::W6,
             System::Aiomp,
