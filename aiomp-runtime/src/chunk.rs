@@ -335,15 +335,6 @@ pub(crate) fn args_within(range: Range<usize>) -> Range<usize> {
     range.start + LEN_BYTES..range.end
 }
 
-/// The argument buffer of a chunk of one call, from its encoded arguments.
-pub(crate) fn single_call(args: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(args.len()).unwrap_or(u32::MAX);
-    let mut buffer = Vec::with_capacity(LEN_BYTES + args.len());
-    buffer.extend_from_slice(&len.to_le_bytes());
-    buffer.extend_from_slice(args);
-    buffer
-}
-
 /// The calls' argument tuples in a chunk's argument buffer, in order.
 #[derive(Debug, Clone)]
 pub(crate) struct ArgsReader<'a> {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::chunk::single_call;
+use crate::chunk::{Encoded, push_args};
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
@@ -26,7 +26,8 @@ use crate::launch::{StartMethod, get_start_method, launch};
 use crate::link::{Answer, Job, Link, LinkConfig};
 use crate::os_child::OsChild;
 use crate::protocol::{Call, RuntimeFlavor, Settings};
-use crate::remote_fn::{RemoteFn, decode_output, encode_call, function_index};
+use crate::registry::FunctionIndex;
+use crate::remote_fn::{RemoteFn, decode_output, encode_call, function_id, function_index};
 
 /// How long a child may take to answer the handshake and run its initializer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,13 +68,36 @@ enum State {
     Closed,
 }
 
+/// The call a process runs: its function, and its arguments laid out as a
+/// chunk of one call, in pieces (a large `Buffer` by reference).
+#[derive(Debug)]
+struct Target {
+    function: FunctionIndex,
+    args: Vec<Bytes>,
+}
+
+impl Target {
+    fn encode<Args: Serialize>(function: FunctionIndex, args: &Args) -> Result<Target> {
+        let mut encoded = Encoded::default();
+        push_args(args, &mut encoded).map_err(|source| Error::Codec {
+            function: function_id(function),
+            action: "encode the arguments",
+            source,
+        })?;
+        Ok(Target {
+            function,
+            args: encoded.into_pieces(),
+        })
+    }
+}
+
 /// What `Process` and `Worker` share: the call, the settings and the child.
 #[derive(Debug)]
 struct Handle {
     name: Option<String>,
     daemon: bool,
     method: Option<StartMethod>,
-    target: Result<Call>,
+    target: Result<Target>,
     initializer: Option<Result<Call>>,
     state: State,
 }
@@ -88,7 +112,7 @@ impl Handle {
             name: None,
             daemon: false,
             method: None,
-            target: function_index::<F>().and_then(|f| encode_call(f, args)),
+            target: function_index::<F>().and_then(|f| Target::encode(f, args)),
             initializer: None,
             state: State::New,
         }
@@ -107,7 +131,7 @@ impl Handle {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidState("starting a process needs a tokio runtime: call start() from async code")
         })?;
-        let target = self.target.as_ref().map_err(Error::duplicate)?.clone();
+        let target = self.target.as_ref().map_err(Error::duplicate)?;
         let initializer = match &self.initializer {
             Some(Ok(call)) => Some(call.clone()),
             Some(Err(e)) => return Err(e.duplicate()),
@@ -128,12 +152,13 @@ impl Handle {
             buffers: None,
         };
         let (reply, answer) = oneshot::channel();
+        let function = target.function;
         let job = Job {
             ids: 0..1,
             slots: 1,
             concurrency: 1,
             function: target.function,
-            args: vec![single_call(&target.args).into()],
+            args: target.args.clone(),
             reply,
         };
         // The call and the drain go out with the greeting (or the handshake).
@@ -152,7 +177,7 @@ impl Handle {
                         .await
                         .unwrap_or(Err(Error::InvalidState("the worker's link dropped the task")));
                     // One task, one call: its only result.
-                    let answer = answer.and_then(|results| results.into_single(target.function));
+                    let answer = answer.and_then(|results| results.into_single(function));
                     let _ = end.await;
                     drop(link);
                     answer
@@ -539,7 +564,7 @@ impl<R: DeserializeOwned + Send + 'static> Worker<R> {
                 "the worker was stopped before it returned a result",
             ));
         };
-        let function = self.handle.target.as_ref().map_or(0, |call| call.function);
+        let function = self.handle.target.as_ref().map_or(0, |target| target.function);
         if self.result.get().is_none() {
             let _ = self.result.set(decode_output(function, bytes, bytes)?);
         }
