@@ -41,9 +41,12 @@ thread_local! {
 /// side. A `Buffer` is serialized as a byte string, like `ByteBuf`, so it
 /// works with any serde format; the copies are skipped only inside aiomp.
 ///
-/// Cloning is cheap (a reference count), and a buffer decoded from a frame
-/// keeps that frame's memory alive until it is dropped. Buffers under 64 KiB
-/// are copied out of their frame instead.
+/// Cloning is cheap (a reference count). A buffer decoded from a frame
+/// shares the memory the frame was read into, and keeps all of it alive
+/// until it is dropped: the frame, and possibly the channel's read buffer
+/// around it (at most as large as the largest frame that channel carried).
+/// Buffers under 64 KiB are copied out instead; to keep a large one for
+/// long without holding that memory, copy it (`Buffer::from(buf.to_vec())`).
 ///
 /// [`serde_bytes::ByteBuf`]: https://docs.rs/serde_bytes
 ///

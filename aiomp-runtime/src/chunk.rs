@@ -203,8 +203,15 @@ impl Encoded {
     /// The bytes at `range` (counting spliced buffers) in one slice:
     /// borrowed if they lie in one piece, else copied.
     pub(crate) fn view(&self, range: Range<usize>) -> std::borrow::Cow<'_, [u8]> {
-        if self.spliced.is_empty() {
-            return std::borrow::Cow::Borrowed(&self.bytes[range]);
+        let mut offset = 0;
+        for piece in self.segments() {
+            if offset <= range.start && range.end <= offset + piece.len() {
+                return std::borrow::Cow::Borrowed(&piece[range.start - offset..range.end - offset]);
+            }
+            offset += piece.len();
+        }
+        if range.is_empty() {
+            return std::borrow::Cow::Borrowed(&[]);
         }
         let mut out = Encoded::default();
         self.copy_range(range, &mut out);
@@ -629,6 +636,10 @@ mod tests {
             encoded.copy_range(range.clone(), &mut part);
             assert_eq!(part.into_contiguous(), &contiguous[range]);
         }
+        // A range inside one piece is borrowed, not gathered.
+        assert!(matches!(encoded.view(calls[0].clone()), std::borrow::Cow::Borrowed(_)));
+        let inside_splice = calls[1].end - 1000..calls[1].end - 10;
+        assert!(matches!(encoded.view(inside_splice), std::borrow::Cow::Borrowed(_)));
         // Splitting after the first call leaves it, and moves the rest whole.
         let (mut first, _, _) = with_a_spliced_buffer();
         let mut at_second = Encoded::default();

@@ -369,7 +369,9 @@ impl Submitter {
         senders: &[async_channel::Sender<Job>],
     ) -> Batch {
         let len = (ids.end - ids.start) as usize;
-        debug_assert_eq!(ArgsReader::count(&args.concat()), Ok(len));
+        if let [whole] = &args[..] {
+            debug_assert_eq!(ArgsReader::count(whole), Ok(len));
+        }
         let (concurrency, slots) = if self.blocking {
             (1, self.slots_per_call)
         } else {
