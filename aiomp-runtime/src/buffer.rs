@@ -225,18 +225,29 @@ fn shared_or_copied(bytes: &[u8]) -> Bytes {
     Bytes::copy_from_slice(bytes)
 }
 
-/// Runs `decode` with `source` as the bytes a decoded [`Buffer`] may share.
-pub(crate) fn decode_from<R>(source: &Bytes, decode: impl FnOnce() -> R) -> R {
+/// Runs `decode` of `bytes` with `source`, which holds them, as the bytes a
+/// decoded [`Buffer`] may share. Bytes too short to hold a shared buffer
+/// are decoded as they are, at no cost.
+#[inline]
+pub(crate) fn decode_from<R>(source: &Bytes, bytes: &[u8], decode: impl FnOnce(&[u8]) -> R) -> R {
+    if bytes.len() < SHARE_FROM {
+        return decode(bytes);
+    }
     let _source = Scoped::set(&SOURCE, source);
-    decode()
+    decode(bytes)
 }
 
 /// The offered buffer, if `bytes` is exactly its bytes: the encoder then
 /// writes it from where it lies. Taking it ends the offer.
+#[inline]
 pub(crate) fn take_offered(bytes: &[u8]) -> Option<Bytes> {
     if bytes.len() < SPLICE_FROM {
         return None;
     }
+    take_offered_slow(bytes)
+}
+
+fn take_offered_slow(bytes: &[u8]) -> Option<Bytes> {
     let offered = OFFERED.get();
     // SAFETY: a non-null OFFERED points at the `Bytes` of the `Buffer` whose
     // `serialize` set it, which is borrowed for as long as it is set.
@@ -283,7 +294,7 @@ mod tests {
     fn a_large_buffer_decodes_as_a_share_of_its_source() {
         let buffer = Buffer::from(vec![7u8; SHARE_FROM]);
         let source = Bytes::from(postcard::to_stdvec(&buffer).unwrap());
-        let decoded: Buffer = decode_from(&source, || postcard::from_bytes(&source)).unwrap();
+        let decoded: Buffer = decode_from(&source, &source, |bytes| postcard::from_bytes(bytes)).unwrap();
         assert_eq!(decoded, buffer);
         assert!(contains(&source, &decoded));
     }
@@ -294,7 +305,7 @@ mod tests {
         let decoded: Buffer = postcard::from_bytes(&large).unwrap();
         assert!(!contains(&large, &decoded));
         let small = Bytes::from(postcard::to_stdvec(&Buffer::from(vec![1u8; 100])).unwrap());
-        let decoded: Buffer = decode_from(&small, || postcard::from_bytes(&small)).unwrap();
+        let decoded: Buffer = decode_from(&small, &small, |bytes| postcard::from_bytes(bytes)).unwrap();
         assert!(!contains(&small, &decoded));
         assert_eq!(decoded.len(), 100);
     }

@@ -538,7 +538,7 @@ impl ChunkRun {
         let mark = self.results.begin(index);
         let out = self.results.out();
         // A large `Buffer` argument shares the chunk rather than being copied out.
-        let invoke = || buffer::decode_from(chunk, || invoker(&chunk[range], cx, out));
+        let invoke = || buffer::decode_from(chunk, &chunk[range], |args| invoker(args, cx, out));
         match panic::catch_in_task(invoke) {
             Ok(Started::Done(Ok(()))) => {
                 let written = self.results.written(mark);

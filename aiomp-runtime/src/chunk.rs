@@ -89,6 +89,7 @@ impl Encoded {
     }
 
     /// Its length, spliced buffers included.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.bytes.len() + self.spliced_len
     }
@@ -103,6 +104,7 @@ impl Encoded {
     }
 
     /// The end, as it is now.
+    #[inline]
     pub(crate) fn mark(&self) -> Mark {
         Mark {
             bytes: self.bytes.len(),
@@ -112,11 +114,13 @@ impl Encoded {
     }
 
     /// Bytes written since `mark`, spliced buffers included.
+    #[inline]
     pub(crate) fn len_since(&self, mark: Mark) -> usize {
         self.bytes.len() - mark.bytes + self.spliced_len - mark.spliced_len
     }
 
     /// Forgets everything written since `mark`.
+    #[inline]
     pub(crate) fn truncate_to(&mut self, mark: Mark) {
         self.bytes.truncate(mark.bytes);
         self.spliced.truncate(mark.splices);
@@ -140,6 +144,7 @@ impl Encoded {
 
     /// Overwrites the written bytes at `at` (which lie before any splice
     /// after `mark`'s, as headers do).
+    #[inline]
     fn patch(&mut self, at: usize, bytes: &[u8]) {
         self.bytes[at..at + bytes.len()].copy_from_slice(bytes);
     }
@@ -414,10 +419,23 @@ pub(crate) struct ResultsWriter {
 pub(crate) struct ResultMark {
     /// Before its header.
     start: Mark,
+}
+
+impl ResultMark {
     /// Where its length goes, in the written bytes.
-    len_at: usize,
-    /// After its header, where its value starts.
-    value: Mark,
+    #[inline]
+    fn len_at(self) -> usize {
+        self.start.bytes + RESULT_HEADER - LEN_BYTES
+    }
+
+    /// After its header, where its value starts (nothing is spliced into a header).
+    #[inline]
+    fn value(self) -> Mark {
+        Mark {
+            bytes: self.start.bytes + RESULT_HEADER,
+            ..self.start
+        }
+    }
 }
 
 impl ResultsWriter {
@@ -436,13 +454,8 @@ impl ResultsWriter {
         let start = self.out.mark();
         self.out.bytes.extend_from_slice(&index.to_le_bytes());
         self.out.bytes.push(OK);
-        let len_at = self.out.bytes.len();
         self.out.bytes.extend_from_slice(&[0; LEN_BYTES]);
-        ResultMark {
-            start,
-            len_at,
-            value: self.out.mark(),
-        }
+        ResultMark { start }
     }
 
     /// The buffer a value is appended to between `begin` and `finish`.
@@ -452,7 +465,7 @@ impl ResultsWriter {
 
     /// The bytes of the result begun at `mark` so far.
     pub(crate) fn written(&self, mark: ResultMark) -> usize {
-        self.out.len_since(mark.value)
+        self.out.len_since(mark.value())
     }
 
     /// Ends the result begun at `mark` as a value.
@@ -467,8 +480,8 @@ impl ResultsWriter {
 
     /// Ends the result begun at `mark` as `error`, dropping any value bytes.
     pub(crate) fn fail(&mut self, mark: ResultMark, error: &TaskError) {
-        self.out.truncate_to(mark.value);
-        self.out.bytes[mark.len_at - 1] = FAILED;
+        self.out.truncate_to(mark.value());
+        self.out.bytes[mark.len_at() - 1] = FAILED;
         self.failed += 1;
         // A TaskError always encodes; should it not, the tag alone still says "failed".
         let _ = encode_into(error, &mut self.out.bytes);
@@ -477,8 +490,8 @@ impl ResultsWriter {
 
     fn patch_len(&mut self, mark: ResultMark) {
         // A value over 4 GiB never gets here: it is refused as over the frame limit first.
-        let len = u32::try_from(self.out.len_since(mark.value)).unwrap_or(u32::MAX);
-        self.out.patch(mark.len_at, &len.to_le_bytes());
+        let len = u32::try_from(self.out.len_since(mark.value())).unwrap_or(u32::MAX);
+        self.out.patch(mark.len_at(), &len.to_le_bytes());
     }
 
     /// Writes call `index`'s result as `error`.

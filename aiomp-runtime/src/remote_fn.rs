@@ -119,7 +119,7 @@ pub(crate) fn decode_output<R: DeserializeOwned>(
     source: &Bytes,
     bytes: &[u8],
 ) -> Result<R, Error> {
-    crate::buffer::decode_from(source, || crate::codec::decode(bytes)).map_err(|source| Error::Codec {
+    crate::buffer::decode_from(source, bytes, crate::codec::decode).map_err(|source| Error::Codec {
         function: function_id(function),
         action: "decode the result",
         source,

@@ -303,19 +303,24 @@ impl Submitter {
         senders: &[async_channel::Sender<Job>],
         out: &mut impl Extend<Batch>,
     ) {
-        // A call's arguments in one slice, for the scheduler: gathered from
-        // their pieces only for a scheduler that may read them.
-        let reads_args = self.shared.scheduler_reads_args;
-        let encoded = calls.iter().filter_map(|call| match call {
-            Slot::Encoded(range) if reads_args => Some(buffer.view(args_within(range.clone()))),
-            Slot::Encoded(_) => Some(Cow::Borrowed(&[][..])),
-            Slot::Failed(_) => None,
-        });
-        let encoded: Vec<Cow<'_, [u8]>> = encoded.collect();
-        let (first_id, queues) = self
-            .shared
-            .schedule(self.function, encoded.iter().map(|call| &call[..]));
-        drop(encoded);
+        let (first_id, queues) = if self.shared.scheduler_reads_args {
+            // Each call's arguments in one slice: gathered from their pieces
+            // if they span several.
+            let encoded: Vec<Cow<'_, [u8]>> = calls
+                .iter()
+                .filter_map(|call| match call {
+                    Slot::Encoded(range) => Some(buffer.view(args_within(range.clone()))),
+                    Slot::Failed(_) => None,
+                })
+                .collect();
+            self.shared
+                .schedule(self.function, encoded.iter().map(|call| &call[..]))
+        } else {
+            // The default scheduler never reads them.
+            let encoded = calls.iter().filter(|call| matches!(call, Slot::Encoded(_))).count();
+            self.shared
+                .schedule(self.function, std::iter::repeat_n(&[][..], encoded))
+        };
         let all_sent = !calls.iter().any(|call| matches!(call, Slot::Failed(_)));
         if all_sent && queues.windows(2).all(|pair| pair[0] == pair[1]) {
             // The common case: every call to one queue, in the buffer as encoded.
