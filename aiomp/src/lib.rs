@@ -620,11 +620,11 @@
 //!
 //! For binary data use [`Buffer`]: aiomp writes its bytes to the channel
 //! from where they lie, and a received one shares the frame it arrived in,
-//! so a large buffer is not copied in user space on either side (5.4 GB/s
-//! in BENCHMARKS.md's W6). [`serde_bytes::ByteBuf`](https://docs.rs/serde_bytes)
+//! so a large buffer is not copied in user space on either side (4.3 GB/s
+//! in BENCHMARKS.md's W6, 90% of a one-way socket stream). [`serde_bytes::ByteBuf`](https://docs.rs/serde_bytes)
 //! (or `#[serde(with = "serde_bytes")]` on a field) is the portable choice,
-//! one block but copied into and out of each frame (3.2 GB/s). A plain
-//! `Vec<u8>` is the trap: serde encodes it element by element (0.57 GB/s).
+//! one block but copied into and out of each frame (3.0 GB/s). A plain
+//! `Vec<u8>` is the trap: serde encodes it element by element (0.44 GB/s).
 //!
 //! ```
 //! use aiomp::Buffer;
