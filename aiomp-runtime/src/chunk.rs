@@ -149,59 +149,40 @@ impl Encoded {
         self.bytes[at..at + bytes.len()].copy_from_slice(bytes);
     }
 
-    /// The pieces, in order, borrowed: written bytes and spliced buffers.
-    fn segments(&self) -> impl Iterator<Item = &[u8]> {
-        let mut from = 0;
-        let mut spliced = self.spliced.iter();
-        let mut next_splice = None;
-        std::iter::from_fn(move || {
-            if let Some(piece) = next_splice.take() {
-                return Some(piece);
-            }
-            match spliced.next() {
-                Some((at, piece)) => {
-                    let written = &self.bytes[from..*at];
-                    from = *at;
-                    next_splice = Some(&piece[..]);
-                    Some(written)
-                }
-                None if from <= self.bytes.len() => {
-                    let written = &self.bytes[from..];
-                    from = self.bytes.len() + 1;
-                    Some(written)
-                }
-                None => None,
-            }
+    /// Its pieces in order: runs of written bytes (some maybe empty), each
+    /// followed by the buffer spliced there, if any.
+    fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        let ats = self.spliced.iter().map(|(at, _)| *at);
+        let starts = std::iter::once(0).chain(ats.clone());
+        let ends = ats.chain(std::iter::once(self.bytes.len()));
+        let splices = self.spliced.iter().map(|(_, piece)| Some(piece)).chain([None]);
+        starts.zip(ends).zip(splices).flat_map(move |((start, end), splice)| {
+            std::iter::once(Piece::Written(&self.bytes[start..end])).chain(splice.map(Piece::Spliced))
         })
-        .filter(|piece| !piece.is_empty())
+    }
+
+    /// Its non-empty pieces' bytes, in order.
+    fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces().map(Piece::bytes).filter(|bytes| !bytes.is_empty())
     }
 
     /// Appends the bytes at `range` (counting spliced buffers) to `into`,
     /// spliced ones still by reference.
     pub(crate) fn copy_range(&self, range: Range<usize>, into: &mut Encoded) {
         let mut offset = 0;
-        let mut spliced = self.spliced.iter();
-        let mut written_from = 0;
-        // Walk the written bytes and splices in order, keeping what overlaps `range`.
-        loop {
-            let (written_to, splice) = match spliced.next() {
-                Some((at, piece)) => (*at, Some(piece)),
-                None => (self.bytes.len(), None),
-            };
-            let written = written_from..written_to;
-            let kept = overlap(offset..offset + written.len(), &range);
-            into.bytes
-                .extend_from_slice(&self.bytes[written.start + kept.start - offset..][..kept.len()]);
-            offset += written.len();
-            written_from = written_to;
-            let Some(piece) = splice else { break };
-            let kept = overlap(offset..offset + piece.len(), &range);
-            if !kept.is_empty() {
-                let piece = piece.slice(kept.start - offset..kept.end - offset);
-                into.spliced_len += piece.len();
-                into.spliced.push((into.bytes.len(), piece));
+        for piece in self.pieces() {
+            let len = piece.bytes().len();
+            let kept = overlap(offset..offset + len, &range);
+            let within = kept.start - offset..kept.end - offset;
+            match piece {
+                Piece::Written(written) => into.bytes.extend_from_slice(&written[within]),
+                Piece::Spliced(spliced) if !within.is_empty() => {
+                    into.spliced_len += within.len();
+                    into.spliced.push((into.bytes.len(), spliced.slice(within)));
+                }
+                Piece::Spliced(_) => {}
             }
-            offset += piece.len();
+            offset += len;
         }
     }
 
@@ -272,6 +253,24 @@ impl Encoded {
             out.extend_from_slice(piece);
         }
         out
+    }
+}
+
+/// One piece of an [`Encoded`].
+#[derive(Clone, Copy)]
+enum Piece<'a> {
+    /// A run of its written bytes.
+    Written(&'a [u8]),
+    /// A buffer spliced in by reference.
+    Spliced(&'a Bytes),
+}
+
+impl<'a> Piece<'a> {
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            Piece::Written(bytes) => bytes,
+            Piece::Spliced(bytes) => bytes,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::chunk::{Encoded, push_args};
+use crate::chunk::Encoded;
 use crate::codec::DEFAULT_MAX_FRAME;
 use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
@@ -27,7 +27,7 @@ use crate::link::{Answer, Job, Link, LinkConfig};
 use crate::os_child::OsChild;
 use crate::protocol::{Call, RuntimeFlavor, Settings};
 use crate::registry::FunctionIndex;
-use crate::remote_fn::{RemoteFn, decode_output, encode_call, function_id, function_index};
+use crate::remote_fn::{RemoteFn, decode_output, encode_call, function_index, push_call_args};
 
 /// How long a child may take to answer the handshake and run its initializer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -79,11 +79,7 @@ struct Target {
 impl Target {
     fn encode<Args: Serialize>(function: FunctionIndex, args: &Args) -> Result<Target> {
         let mut encoded = Encoded::default();
-        push_args(args, &mut encoded).map_err(|source| Error::Codec {
-            function: function_id(function),
-            action: "encode the arguments",
-            source,
-        })?;
+        push_call_args(function, args, &mut encoded)?;
         Ok(Target {
             function,
             args: encoded.into_pieces(),

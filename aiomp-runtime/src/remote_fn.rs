@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::chunk::{Encoded, push_args};
 use crate::error::Error;
 use crate::protocol::{Call, TaskError};
 use crate::registry::{FunctionIndex, Registry};
@@ -88,11 +89,25 @@ pub(crate) fn function_name(index: FunctionIndex) -> &'static str {
 
 /// Encodes one argument tuple of the function at `function`.
 pub(crate) fn encode_args<Args: Serialize>(function: FunctionIndex, args: &Args) -> Result<Vec<u8>, Error> {
-    postcard::to_stdvec(args).map_err(|source| Error::Codec {
+    postcard::to_stdvec(args).map_err(|source| unencodable_args(function, source))
+}
+
+/// Appends one argument tuple of the function at `function` to a chunk's
+/// argument buffer (large buffers by reference); on failure it is as it was.
+pub(crate) fn push_call_args<Args: Serialize>(
+    function: FunctionIndex,
+    args: &Args,
+    out: &mut Encoded,
+) -> Result<(), Error> {
+    push_args(args, out).map_err(|source| unencodable_args(function, source))
+}
+
+fn unencodable_args(function: FunctionIndex, source: postcard::Error) -> Error {
+    Error::Codec {
         function: function_id(function),
         action: "encode the arguments",
         source,
-    })
+    }
 }
 
 /// The stable ID of the function at `index`, for error messages.

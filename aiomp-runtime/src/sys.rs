@@ -417,6 +417,7 @@ mod tests {
     #[test]
     fn a_fork_waits_while_another_thread_runs_and_not_while_it_sleeps() {
         let stop = AtomicBool::new(false);
+        let spinning = AtomicBool::new(false);
         std::thread::scope(|scope| {
             scope.spawn(|| std::thread::sleep(Duration::from_secs(2)));
             std::thread::sleep(Duration::from_millis(50));
@@ -430,10 +431,15 @@ mod tests {
 
             scope.spawn(|| {
                 let spin_until = Instant::now() + Duration::from_millis(300);
+                spinning.store(true, Ordering::Release);
                 while Instant::now() < spin_until && !stop.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
             });
+            // Once it spins it never sleeps: the wait lasts until it ends.
+            while !spinning.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
             let started = Instant::now();
             wait_for_other_threads_to_sleep(Duration::from_secs(5));
             stop.store(true, Ordering::Relaxed);

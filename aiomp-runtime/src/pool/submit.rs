@@ -20,12 +20,12 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
-use crate::chunk::{ArgsReader, Encoded, args_within, push_args};
+use crate::chunk::{ArgsReader, Encoded, args_within};
 use crate::error::{Error, Result};
 use crate::link::{Answer, Job};
 use crate::pool::Shared;
 use crate::registry::FunctionIndex;
-use crate::remote_fn::function_id;
+use crate::remote_fn::{function_id, push_call_args};
 
 /// A chunk stops growing once its arguments reach this many bytes, so that
 /// large values still pipeline.
@@ -83,11 +83,7 @@ where
 {
     fn push_next(&mut self, out: &mut Encoded) -> Option<Result<()>> {
         let item = self.items.next()?;
-        Some(push_args(&item, out).map_err(|source| Error::Codec {
-            function: function_id(self.function),
-            action: "encode the arguments",
-            source,
-        }))
+        Some(push_call_args(self.function, &item, out))
     }
 
     fn size_hint(&self) -> usize {
