@@ -50,6 +50,7 @@ mod wire {
         pub(crate) exception_handler: Option<u32>,
         pub(crate) abort_on_parent_exit: bool,
         pub(crate) max_frame: usize,
+        pub(crate) slots: Option<u32>,
     }
 
     #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -77,6 +78,7 @@ mod wire {
         pub(crate) id: u64,
         pub(crate) function: u32,
         pub(crate) concurrency: u32,
+        pub(crate) slots: u32,
         pub(crate) args_len: u32,
     }
 
@@ -199,6 +201,7 @@ impl FakeParent {
                 exception_handler: None,
                 abort_on_parent_exit: false,
                 max_frame: 1 << 20,
+                slots: Some(16),
             },
         });
         self.recv()
@@ -218,6 +221,7 @@ impl FakeParent {
             id,
             function,
             concurrency: 1,
+            slots: 1,
             args_len: u32::try_from(payload.len()).unwrap(),
         };
         self.send_with_payload(&Request::Tasks(vec![task]), &payload);

@@ -164,7 +164,11 @@ thread.\n\
 - **W3**'s ideal assumes sleeps of exactly 10 ms. `tokio::time::sleep` rounds every deadline up \
 to its next 1 ms tick (tokio alone, in one process, stays ~15% above the ideal), so W3 also runs \
 with a sleep that lasts 10 ms to a few µs (a timerfd per thread, `aiomp-bench/src/timer.rs`), on \
-aiomp and in one process alike.\n\
+aiomp and in one process alike. Each runs on the default pool and with `prefetch(256)`, where a \
+worker holds a second wave of calls that starts as the first completes, without a round trip to \
+the parent. The ideal itself is out of reach: 10,000 sleeps 512 at a time take 20 waves, not 19.5 \
+(1.024×), and no timer wakes a thread the instant it is due; the last limit row, 20 sleeps back to \
+back in one task, is that floor.\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \

@@ -5,7 +5,7 @@
 //! worker exits when the parent asks it to drain and it holds nothing more,
 //! or when the parent's end of the channel closes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -282,15 +282,32 @@ enum Outgoing {
     Outcome(Outcome, Vec<Bytes>),
 }
 
+/// A running task.
+struct Running {
+    abort: AbortHandle,
+    calls: u32,
+    slots: usize,
+}
+
+/// A task as it arrived: its message, its argument buffer and its number of calls.
+struct Arrived {
+    task: Task,
+    args: Bytes,
+    calls: usize,
+}
+
 /// The state of one worker's task loop.
 struct Serve {
     registry: &'static Registry,
     settings: Settings,
     pid: u32,
     tasks: JoinSet<Finished>,
-    /// Each running task's abort handle and number of calls.
-    running: HashMap<u64, (AbortHandle, u32)>,
+    running: HashMap<u64, Running>,
     by_task: HashMap<tokio::task::Id, u64>,
+    /// Tasks that arrived while too few slots were free, in order.
+    waiting: VecDeque<Arrived>,
+    /// Slots free for tasks to start in (`usize::MAX`: no limit).
+    free_slots: usize,
     any_failed: bool,
     /// Result buffers, back from the writer once written out.
     buffers: Arc<Buffers>,
@@ -298,6 +315,7 @@ struct Serve {
 
 impl Serve {
     fn new(registry: &'static Registry, settings: Settings) -> Serve {
+        let free_slots = settings.slots.map_or(usize::MAX, |slots| slots as usize);
         Serve {
             registry,
             settings,
@@ -305,6 +323,8 @@ impl Serve {
             tasks: JoinSet::new(),
             running: HashMap::new(),
             by_task: HashMap::new(),
+            waiting: VecDeque::new(),
+            free_slots,
             any_failed: false,
             buffers: Arc::default(),
         }
@@ -337,7 +357,7 @@ impl Serve {
         let mut draining = false;
         let mut parent_gone = false;
         loop {
-            if draining && self.tasks.is_empty() {
+            if draining && self.tasks.is_empty() && self.waiting.is_empty() {
                 break;
             }
             tokio::select! {
@@ -348,10 +368,8 @@ impl Serve {
                             Err(ChannelError::Malformed(postcard::Error::DeserializeBadEncoding))
                         }
                         Ok((Request::Cancel(ids), _)) => {
-                            for id in ids {
-                                if let Some((handle, _)) = self.running.get(&id) {
-                                    handle.abort();
-                                }
+                            for (outcome, results) in self.cancel(&ids) {
+                                let _ = replies.send(Outgoing::Outcome(outcome, results));
                             }
                             Ok(())
                         }
@@ -400,12 +418,61 @@ impl Serve {
             return Err(malformed());
         }
         for (task, args, calls) in checked {
-            self.start(task, args, calls);
+            self.admit(Arrived {
+                task: *task,
+                args,
+                calls,
+            });
         }
         Ok(())
     }
 
-    fn start(&mut self, task: &Task, args: Bytes, calls: usize) {
+    /// Starts a task that arrived, unless it must wait for slots: others
+    /// wait before it, or it needs more than are free while tasks run.
+    fn admit(&mut self, arrived: Arrived) {
+        if self.waiting.is_empty() && self.fits(&arrived.task) {
+            self.start(arrived);
+        } else {
+            self.waiting.push_back(arrived);
+        }
+    }
+
+    /// Whether `task` may start now. A worker with nothing running starts
+    /// any task, however many slots it asks for.
+    fn fits(&self, task: &Task) -> bool {
+        task.slots as usize <= self.free_slots || self.running.is_empty()
+    }
+
+    /// Starts the waiting tasks, in order, for which slots are free.
+    fn start_waiting(&mut self) {
+        while let Some(next) = self.waiting.front() {
+            if !self.fits(&next.task) {
+                return;
+            }
+            let next = self.waiting.pop_front().expect("just looked at it");
+            self.start(next);
+        }
+    }
+
+    /// Aborts the tasks of `ids` that run, and answers those that wait
+    /// (they never start): the cancelled ones' outcomes.
+    fn cancel(&mut self, ids: &[u64]) -> Vec<(Outcome, Vec<Bytes>)> {
+        let mut answered = Vec::new();
+        for id in ids {
+            if let Some(running) = self.running.get(id) {
+                running.abort.abort();
+            } else if let Some(at) = self.waiting.iter().position(|arrived| arrived.task.id == *id) {
+                let arrived = self.waiting.remove(at).expect("just found it");
+                // A chunk never holds more than u32::MAX calls.
+                #[allow(clippy::cast_possible_truncation)]
+                let results = self.cancelled(arrived.calls as u32, "cancelled by the parent before it started");
+                answered.push(self.outcome(*id, results));
+            }
+        }
+        answered
+    }
+
+    fn start(&mut self, Arrived { task, args, calls }: Arrived) {
         let call = CallContext {
             registry: self.registry,
             function: task.function,
@@ -421,39 +488,39 @@ impl Serve {
             .tasks
             .spawn(async move { (id, ChunkRun::new(call, args, concurrency, results).await) });
         self.by_task.insert(handle.id(), id);
+        let slots = task.slots as usize;
+        self.free_slots = self.free_slots.saturating_sub(slots);
         // A chunk never holds more than u32::MAX calls: its buffer is under 4 GiB and each call takes 4 bytes.
         #[allow(clippy::cast_possible_truncation)]
-        self.running.insert(id, (handle, calls as u32));
+        self.running.insert(
+            id,
+            Running {
+                abort: handle,
+                calls: calls as u32,
+                slots,
+            },
+        );
     }
 
-    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> (Outcome, Vec<Bytes>) {
-        let (task_id, id, results) = match done {
-            Ok((task_id, (id, results))) => (task_id, id, results),
-            Err(join_error) => {
-                let id = self.by_task.get(&join_error.id()).copied().unwrap_or(u64::MAX);
-                let calls = self.running.get(&id).map_or(1, |(_, calls)| *calls);
-                let message = if join_error.is_cancelled() {
-                    "cancelled by the parent"
-                } else {
-                    "the task's wrapper panicked"
-                };
-                let error = TaskError::Remote(RemoteError {
-                    kind: RemoteErrorKind::Cancelled,
-                    message: message.to_owned(),
-                    location: None,
-                    function: String::new(),
-                    pid: self.pid,
-                    backtrace: None,
-                });
-                let mut results = ResultsWriter::default();
-                for index in 0..calls {
-                    results.push_failed(index, &error);
-                }
-                (join_error.id(), id, results)
-            }
-        };
-        self.by_task.remove(&task_id);
-        self.running.remove(&id);
+    /// The results of a task none of whose `calls` ran to completion.
+    fn cancelled(&self, calls: u32, message: &str) -> ResultsWriter {
+        let error = TaskError::Remote(RemoteError {
+            kind: RemoteErrorKind::Cancelled,
+            message: message.to_owned(),
+            location: None,
+            function: String::new(),
+            pid: self.pid,
+            backtrace: None,
+        });
+        let mut results = ResultsWriter::default();
+        for index in 0..calls {
+            results.push_failed(index, &error);
+        }
+        results
+    }
+
+    /// The outcome of task `id`, and its results to follow it.
+    fn outcome(&mut self, id: u64, results: ResultsWriter) -> (Outcome, Vec<Bytes>) {
         self.any_failed |= results.failed() > 0;
         let failed = results.failed();
         let results = results.into_encoded();
@@ -465,6 +532,30 @@ impl Serve {
             results_len: results.len() as u32,
         };
         (outcome, results.into_pieces())
+    }
+
+    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) -> (Outcome, Vec<Bytes>) {
+        let (task_id, id, results) = match done {
+            Ok((task_id, (id, results))) => (task_id, id, results),
+            Err(join_error) => {
+                let id = self.by_task.get(&join_error.id()).copied().unwrap_or(u64::MAX);
+                let calls = self.running.get(&id).map_or(1, |running| running.calls);
+                let message = if join_error.is_cancelled() {
+                    "cancelled by the parent"
+                } else {
+                    "the task's wrapper panicked"
+                };
+                (join_error.id(), id, self.cancelled(calls, message))
+            }
+        };
+        self.by_task.remove(&task_id);
+        if let Some(done) = self.running.remove(&id) {
+            self.free_slots = self.free_slots.saturating_add(done.slots);
+        }
+        // The slots are free before the parent hears of it: what it sends
+        // next, on the strength of this outcome, finds them so.
+        self.start_waiting();
+        self.outcome(id, results)
     }
 }
 

@@ -171,9 +171,10 @@ fn hello() -> impl Strategy<Value = Hello> {
         proptest::option::of(any::<u32>()),
         any::<bool>(),
         any::<usize>(),
+        proptest::option::of(any::<u32>()),
     )
         .prop_map(
-            |(fingerprint, runtime, initializer, exception_handler, abort_on_parent_exit, max_frame)| Hello {
+            |(fingerprint, runtime, initializer, exception_handler, abort_on_parent_exit, max_frame, slots)| Hello {
                 fingerprint,
                 settings: Settings {
                     runtime,
@@ -181,6 +182,7 @@ fn hello() -> impl Strategy<Value = Hello> {
                     exception_handler,
                     abort_on_parent_exit,
                     max_frame,
+                    slots,
                 },
             },
         )
@@ -200,15 +202,15 @@ fn welcome() -> impl Strategy<Value = Welcome> {
 }
 
 fn request() -> impl Strategy<Value = Request> {
-    let task =
-        (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(id, function, concurrency, args_len)| {
-            Task {
-                id,
-                function,
-                concurrency,
-                args_len,
-            }
-        });
+    let task = (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+        |(id, function, concurrency, slots, args_len)| Task {
+            id,
+            function,
+            concurrency,
+            slots,
+            args_len,
+        },
+    );
     prop_oneof![
         vec(task, 0..6).prop_map(Request::Tasks),
         vec(any::<u64>(), 0..6).prop_map(Request::Cancel),

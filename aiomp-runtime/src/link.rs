@@ -565,6 +565,7 @@ fn task_of(job: &Job) -> (Task, Vec<Bytes>) {
         id: job.id(),
         function: job.function,
         concurrency: job.concurrency,
+        slots: job.slots.min(u32::MAX as usize) as u32,
         args_len: job.args_len() as u32,
     };
     (task, job.args.clone())

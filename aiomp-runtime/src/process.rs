@@ -141,6 +141,7 @@ impl Handle {
                 exception_handler: None,
                 abort_on_parent_exit: self.daemon,
                 max_frame: DEFAULT_MAX_FRAME,
+                slots: None,
             },
             start_timeout: START_TIMEOUT,
             on_complete: None,

@@ -32,6 +32,11 @@ pub(crate) struct Settings {
     pub(crate) abort_on_parent_exit: bool,
     /// The largest frame either side sends or accepts.
     pub(crate) max_frame: usize,
+    /// The most slots (see [`Task::slots`]) the worker's running tasks may
+    /// take together; a task that arrives when they are taken waits in the
+    /// worker, in order, and starts the moment enough are free. `None`: every
+    /// task starts as it arrives.
+    pub(crate) slots: Option<u32>,
 }
 
 /// The worker's runtime.
@@ -74,6 +79,8 @@ pub(crate) struct Task {
     pub(crate) function: FunctionIndex,
     /// How many of its calls may run at once.
     pub(crate) concurrency: u32,
+    /// The worker slots it takes while it runs (see [`Settings::slots`]).
+    pub(crate) slots: u32,
     /// The length of its argument buffer.
     pub(crate) args_len: u32,
 }

@@ -47,6 +47,8 @@ pub struct PoolConfig {
     pub processes: usize,
     /// Tasks in flight per worker.
     pub child_concurrency: usize,
+    /// Calls a worker holds beyond `child_concurrency` (0 = none, the default).
+    pub prefetch: usize,
     /// Recycle after this many tasks (0 = never).
     pub max_tasks_per_child: u64,
     /// How workers start.
@@ -59,6 +61,7 @@ impl PoolConfig {
         PoolConfig {
             processes,
             child_concurrency,
+            prefetch: 0,
             max_tasks_per_child: 0,
             method: StartMethod::Spawn,
         }
@@ -69,6 +72,7 @@ impl PoolConfig {
         Pool::builder()
             .processes(self.processes)
             .child_concurrency(self.child_concurrency)
+            .prefetch(self.prefetch)
             .max_tasks_per_child(self.max_tasks_per_child)
             .start_method(self.method)
             .build()
@@ -83,6 +87,9 @@ impl PoolConfig {
             self.child_concurrency,
             crate::methods::name(self.method)
         );
+        if self.prefetch > 0 {
+            let _ = write!(text, ", prefetch({})", self.prefetch);
+        }
         if self.max_tasks_per_child > 0 {
             let _ = write!(text, ", max_tasks_per_child({})", self.max_tasks_per_child);
         }

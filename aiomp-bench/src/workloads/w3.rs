@@ -29,17 +29,29 @@ pub async fn run(context: &Context) -> Vec<Row> {
     let items = context.scale.w3_items;
     let ideal = ideal_seconds(items);
     let limit = deadline(context, Duration::from_secs(120));
-    let config = PoolConfig::new(PROCESSES, CONCURRENCY);
     let base = format!("{items} sleeps of {SLEEP_MS} ms");
     let mut rows = Vec::new();
-    for (timer, label, how) in TIMERS {
-        rows.push(Row::new(
-            Workload::W3,
-            System::Aiomp,
-            Some(label),
-            format!("{base} ({how}), {}", config.describe()),
-            measure(limit, aiomp_sleeps(config, items, timer, ideal)).await,
-        ));
+    // Each timer on the default pool, then with a worker holding a second
+    // wave of calls, which starts as the first completes, with no round trip.
+    for prefetch in [0, CONCURRENCY] {
+        let config = PoolConfig {
+            prefetch,
+            ..PoolConfig::new(PROCESSES, CONCURRENCY)
+        };
+        for (timer, label, how) in TIMERS {
+            let label = if prefetch > 0 {
+                format!("{label}, prefetch {prefetch}")
+            } else {
+                label.to_owned()
+            };
+            rows.push(Row::new(
+                Workload::W3,
+                System::Aiomp,
+                Some(&label),
+                format!("{base} ({how}), {}", config.describe()),
+                measure(limit, aiomp_sleeps(config, items, timer, ideal)).await,
+            ));
+        }
     }
     let options = [
         ("n", items.to_string()),
@@ -73,6 +85,17 @@ pub async fn run(context: &Context) -> Vec<Row> {
             limits::tokio_sleeps(items, PROCESSES * CONCURRENCY, SLEEP_MS, timer, ideal, limit).await,
         ));
     }
+    // The floor under every row: the waves W3 takes, one sleep each, back to
+    // back, with nothing else to do (the ideal counts 19.5 waves, and no
+    // timer wakes a thread the instant it is due).
+    let waves = items.div_ceil((PROCESSES * CONCURRENCY) as u64);
+    rows.push(Row::new(
+        Workload::W3,
+        System::Limit,
+        Some("exact sleep, one wave at a time"),
+        format!("{waves} sleeps of {SLEEP_MS} ms one after another (the {waves} waves of {items} sleeps 512 at a time), a timerfd"),
+        limits::tokio_sleeps(waves, 1, SLEEP_MS, Timer::Precise, ideal, limit).await,
+    ));
     rows
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     processes: usize,
     queue_count: usize,
     child_concurrency: usize,
+    /// Calls a worker may hold beyond `child_concurrency`, waiting in it.
+    prefetch: usize,
     /// The threads of each worker's runtime.
     runtime_threads: usize,
     max_tasks_per_child: u64,
@@ -129,6 +131,7 @@ impl Pool {
             processes,
             queue_count: builder.queue_count,
             child_concurrency: builder.child_concurrency,
+            prefetch: builder.prefetch,
             runtime_threads: match builder.runtime {
                 WorkerRuntime::CurrentThread => 1,
                 WorkerRuntime::MultiThread(threads) => threads,
@@ -142,6 +145,7 @@ impl Pool {
                     exception_handler,
                     abort_on_parent_exit: true,
                     max_frame: builder.max_frame,
+                    slots: Some(u32::try_from(builder.child_concurrency).unwrap_or(u32::MAX)),
                 },
                 start_timeout: builder.start_timeout,
                 on_complete: None,

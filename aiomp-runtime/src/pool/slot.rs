@@ -231,7 +231,12 @@ impl Shared {
         // The slots `i` with `i % queue_count == queue_index` share this queue.
         let sharers = (self.processes - queue_index).div_ceil(self.queue_count);
         // One slot per call: a chunk of calls takes as many slots as it holds.
-        let slots = Arc::new(Semaphore::new(self.child_concurrency));
+        // The worker runs `child_concurrency` of them; the prefetched ones wait in it.
+        let slots = Arc::new(Semaphore::new(
+            self.child_concurrency
+                .saturating_add(self.prefetch)
+                .min(Semaphore::MAX_PERMITS),
+        ));
         let limit = self.max_tasks_per_child;
         let mut sent = 0;
         loop {

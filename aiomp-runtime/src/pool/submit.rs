@@ -156,8 +156,9 @@ impl Submitter {
         } else {
             CHUNKS_PER_WORKER
         };
-        // A worker holds at most `child_concurrency` calls, running or not, so
-        // that its death fails no more than that: a chunk of `async fn` calls
+        // A worker holds at most `child_concurrency` calls, running or not
+        // (plus `prefetch`, waiting, if asked), so that its death fails no
+        // more than that: a chunk of `async fn` calls
         // takes a slot per call, and holds a fraction of them so that the
         // worker has the next chunk in hand while the parent reads the last.
         // A plain fn holds its runtime thread, so a chunk of them runs one at
@@ -174,7 +175,9 @@ impl Submitter {
         } else {
             (known / (workers * per_worker)).clamp(1, MAX_CHUNK_CALLS.min(most))
         };
-        let window = (workers * shared.child_concurrency * WINDOW_PER_SLOT)
+        // Prefetched calls are slots too: the window keeps them filled.
+        let held = shared.child_concurrency.saturating_add(shared.prefetch);
+        let window = (workers.saturating_mul(held).saturating_mul(WINDOW_PER_SLOT))
             .max(workers * 2 * CHUNKS_IN_FLIGHT * chunk)
             .max(64);
         let max_chunk_bytes = shared.link.settings.max_frame.saturating_sub(FRAME_OVERHEAD);

@@ -1,0 +1,212 @@
+//! `PoolBuilder::prefetch`: a worker holds calls beyond its
+//! `child_concurrency`, runs no more than that many at once, starts a waiting
+//! call the moment a running one completes, never starts a waiting call that
+//! was dropped, and fails its waiting calls with it when it dies.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aiomp::{Error, Pool, StartMethod, remote};
+
+mod common;
+use common::{each_start_method, eventually, remove_if_exists, within};
+
+/// Calls of [`count_running`] running in this worker now.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// The most calls of [`count_running`] this worker ever ran at once.
+static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Sleeps `ms` and returns the most calls of it this worker ran at once.
+#[remote]
+async fn count_running(ms: u64) -> usize {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST_RUNNING.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    MOST_RUNNING.load(Ordering::SeqCst)
+}
+
+/// Creates `started`, sleeps, then creates `done`.
+#[remote]
+async fn touch_after(started: String, done: String, ms: u64) {
+    std::fs::write(&started, b"started").expect("write the started marker");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::fs::write(&done, b"done").expect("write the done marker");
+}
+
+/// Aborts the worker after `ms`.
+#[remote]
+async fn abort_after(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::process::abort();
+}
+
+#[remote]
+async fn whoami() -> u32 {
+    std::process::id()
+}
+
+fn temp_path(name: &str, method: StartMethod) -> PathBuf {
+    std::env::temp_dir().join(format!("aiomp-prefetch-{name}-{method}-{}", std::process::id()))
+}
+
+fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Calls each worker runs at once in these tests.
+const CONCURRENCY: usize = 4;
+/// Calls each worker may hold beyond them.
+const PREFETCH: usize = 8;
+
+each_start_method! {
+    /// The worker holds up to `child_concurrency + prefetch` calls and runs
+    /// exactly `child_concurrency` of them at once.
+    async fn a_worker_holds_the_prefetch_and_runs_child_concurrency(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(CONCURRENCY)
+                .prefetch(PREFETCH)
+                .build()
+                .await
+                .unwrap();
+            let map = tokio::spawn(pool.map(count_running, vec![20; 60]).into_future());
+            let mut most_held = 0;
+            while !map.is_finished() {
+                if let Some(worker) = pool.stats().workers.first() {
+                    most_held = most_held.max(worker.in_flight);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let most_running = map.await.unwrap().unwrap().into_iter().max().unwrap();
+            assert_eq!(most_running, CONCURRENCY, "calls running at once in the worker");
+            assert!(
+                most_held > CONCURRENCY && most_held <= CONCURRENCY + PREFETCH,
+                "the worker held at most {most_held} calls"
+            );
+            pool.close();
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// A call dropped while it waits in the worker never starts, and the
+    /// calls after it still run.
+    async fn a_dropped_waiting_call_never_starts(method) {
+        within(async {
+            let [blocker_started, blocker_done, started, done] =
+                ["blocker-started", "blocker-done", "started", "done"].map(|name| temp_path(name, method));
+            for path in [&blocker_started, &blocker_done, &started, &done] {
+                remove_if_exists(path);
+            }
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(1)
+                .prefetch(2)
+                .build()
+                .await
+                .unwrap();
+            let blocker = tokio::spawn(
+                pool.apply(touch_after, (path_arg(&blocker_started), path_arg(&blocker_done), 1000))
+                    .into_future(),
+            );
+            assert!(
+                eventually(Duration::from_secs(5), || blocker_started.exists()).await,
+                "the blocking call never started"
+            );
+
+            let call = pool.apply(touch_after, (path_arg(&started), path_arg(&done), 0));
+            let waiting = tokio::time::timeout(Duration::from_millis(200), call.into_future());
+            let held = async {
+                // The call is in the worker (waiting), not in the parent's queue.
+                assert!(
+                    eventually(Duration::from_secs(5), || pool.stats().workers[0].in_flight == 2).await,
+                    "the second call never reached the worker"
+                );
+            };
+            let (outcome, ()) = tokio::join!(waiting, held);
+            assert!(outcome.is_err(), "a waiting call completed while the slot was taken: {outcome:?}");
+
+            let after = pool.apply(whoami, ()).into_future();
+            blocker.await.unwrap().unwrap();
+            assert!(blocker_done.exists());
+            after.await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ran = started.exists() || done.exists();
+            for path in [&blocker_started, &blocker_done, &started, &done] {
+                remove_if_exists(path);
+            }
+            assert!(!ran, "the dropped call ran once the slot was free");
+            assert_eq!(pool.stats().workers[0].in_flight, 0);
+            pool.close();
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// A worker that dies fails the calls waiting in it with `WorkerDied`,
+    /// like the one running; its replacement serves the next calls.
+    async fn a_dead_worker_fails_its_waiting_calls(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(1)
+                .prefetch(1)
+                .build()
+                .await
+                .unwrap();
+            let victim = pool.worker_pids()[0];
+            let running = pool.apply(abort_after, (300,)).into_future();
+            let waiting = pool.apply(whoami, ()).into_future();
+            let (running, waiting) = tokio::join!(running, waiting);
+            for outcome in [running.map(|()| 0), waiting] {
+                match outcome {
+                    Err(Error::WorkerDied { pid, .. }) => assert_eq!(pid, victim),
+                    other => panic!("expected WorkerDied from {victim}, got {other:?}"),
+                }
+            }
+            let replacement = pool.apply(whoami, ()).await.unwrap();
+            assert_ne!(replacement, victim);
+            pool.close();
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// Prefetched calls count towards `max_tasks_per_child` like the others:
+    /// every call runs once, on workers recycled after three each.
+    async fn prefetch_keeps_max_tasks_per_child(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(2)
+                .prefetch(4)
+                .max_tasks_per_child(3)
+                .build()
+                .await
+                .unwrap();
+            let pids = pool.starmap(whoami, vec![(); 12]).await.unwrap();
+            let workers: BTreeSet<u32> = pids.iter().copied().collect();
+            assert_eq!(workers.len(), 4, "12 calls, 3 per worker: {pids:?}");
+            for worker in &workers {
+                assert_eq!(pids.iter().filter(|pid| *pid == worker).count(), 3);
+            }
+            pool.close();
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
