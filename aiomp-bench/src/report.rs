@@ -169,6 +169,10 @@ worker holds a second wave of calls that starts as the first completes, without 
 the parent. The ideal itself is out of reach: 10,000 sleeps 512 at a time take 20 waves, not 19.5 \
 (1.024×), and no timer wakes a thread the instant it is due; the last limit row, 20 sleeps back to \
 back in one task, is that floor.\n\
+- **W4** runs every system three times as a pair: the calls serially in one process, then on a \
+pool that stays up across the pairs. It reports the pair with the median speedup and lists all \
+three: the serial time of the same work moved between 1.2 and 2.1 s within minutes on this shared \
+machine, and a pair measured back to back shares its mood of the moment.\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \

@@ -46,9 +46,41 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     })
 }
 
+/// W4: of `(serial_seconds, pool_seconds)` pairs, the one whose speedup is
+/// the median (the upper one of an even count), and a note listing every
+/// pair's speedup. Pairs measured back to back share the machine's mood of
+/// the moment, which single passes minutes apart do not.
+///
+/// # Panics
+///
+/// If `pairs` is empty.
+pub fn median_pair(mut pairs: Vec<(f64, f64)>) -> ((f64, f64), String) {
+    pairs.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+    let speedups: Vec<String> = pairs
+        .iter()
+        .map(|(serial, pool)| format!("{:.2}", serial / pool))
+        .collect();
+    let note = match &speedups[..] {
+        [one] => format!("one pair (speedup {one})"),
+        all => format!("median of {} pairs (speedups {})", all.len(), all.join(", ")),
+    };
+    (pairs[pairs.len() / 2], note)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_pair_is_ranked_by_speedup() {
+        let (pair, note) = median_pair(vec![(2.0, 1.0), (1.5, 1.0), (3.0, 1.0)]);
+        assert_eq!(pair, (2.0, 1.0));
+        assert_eq!(note, "median of 3 pairs (speedups 1.50, 2.00, 3.00)");
+        assert_eq!(
+            median_pair(vec![(1.0, 2.0)]),
+            ((1.0, 2.0), "one pair (speedup 0.50)".to_owned())
+        );
+    }
 
     #[test]
     fn median_and_p99() {

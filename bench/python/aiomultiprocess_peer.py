@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aiomultiprocess  # noqa: E402
 from aiomultiprocess import Pool, Worker  # noqa: E402
 
-from common import MIB, buffers, calibrate, emit, parse, spin, vm_hwm_kib, wait_for_eof  # noqa: E402
+from common import MIB, buffers, calibrate, emit, median_pair, parse, spin, timed, vm_hwm_kib, wait_for_eof  # noqa: E402
 
 
 async def double(x):
@@ -63,16 +63,18 @@ async def w3(args):
 
 async def w4(args):
     iters = calibrate(args.target_ms)
-    start = time.perf_counter()
-    serial = [spin(iters) for _ in range(args.n)]
-    serial_seconds = time.perf_counter() - start
+    pairs = []
     async with Pool(2) as pool:
         await pool.apply(double, (1,))
-        start = time.perf_counter()
-        parallel = await pool.map(spin_async, [iters] * args.n)
-        pool_seconds = time.perf_counter() - start
-    assert list(serial) == list(parallel)
-    emit(serial_seconds=serial_seconds, pool_seconds=pool_seconds, config=f"spin({iters})")
+        for _ in range(args.reps):
+            serial, serial_seconds = timed(lambda: [spin(iters) for _ in range(args.n)])
+            start = time.perf_counter()
+            parallel = await pool.map(spin_async, [iters] * args.n)
+            pool_seconds = time.perf_counter() - start
+            assert list(serial) == list(parallel)
+            pairs.append((serial_seconds, pool_seconds))
+    (serial_seconds, pool_seconds), note = median_pair(pairs)
+    emit(serial_seconds=serial_seconds, pool_seconds=pool_seconds, config=f"spin({iters}); {note}")
 
 
 async def w5(args):

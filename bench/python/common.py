@@ -52,6 +52,23 @@ def calibrate(target_ms):
     return max(1, int(iters * target_ms / 1000 / samples[1]))
 
 
+def timed(f):
+    """`f()` and the seconds it took."""
+    start = time.perf_counter()
+    result = f()
+    return result, time.perf_counter() - start
+
+
+def median_pair(pairs):
+    """W4: of `(serial_seconds, pool_seconds)` pairs, the one whose speedup is
+    the median, and a note listing every pair's speedup."""
+    ranked = sorted(pairs, key=lambda pair: pair[0] / pair[1])
+    speedups = ", ".join(f"{serial / pool:.2f}" for serial, pool in ranked)
+    if len(ranked) == 1:
+        return ranked[0], f"one pair (speedup {speedups})"
+    return ranked[len(ranked) // 2], f"median of {len(pairs)} pairs (speedups {speedups})"
+
+
 def buffers(count, size):
     """W6: `count` distinct buffers of `size` bytes, made lazily."""
     for i in range(count):

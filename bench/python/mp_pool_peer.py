@@ -7,7 +7,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MIB, buffers, calibrate, double, emit, identity, parse, spin, vm_hwm_kib, wait_for_eof  # noqa: E402
+from common import (  # noqa: E402
+    MIB,
+    buffers,
+    calibrate,
+    double,
+    emit,
+    identity,
+    median_pair,
+    parse,
+    spin,
+    timed,
+    vm_hwm_kib,
+    wait_for_eof,
+)
 
 
 def w1(args, ctx):
@@ -40,16 +53,16 @@ def w2(args, ctx):
 
 def w4(args, ctx):
     iters = calibrate(args.target_ms)
-    start = time.perf_counter()
-    serial = [spin(iters) for _ in range(args.n)]
-    serial_seconds = time.perf_counter() - start
+    pairs = []
     with ctx.Pool(2) as pool:
         pool.apply(double, (1,))
-        start = time.perf_counter()
-        parallel = pool.map(spin, [iters] * args.n, chunksize=1)
-        pool_seconds = time.perf_counter() - start
-    assert serial == parallel
-    emit(serial_seconds=serial_seconds, pool_seconds=pool_seconds, config=f"spin({iters}), chunksize 1")
+        for _ in range(args.reps):
+            serial, serial_seconds = timed(lambda: [spin(iters) for _ in range(args.n)])
+            parallel, pool_seconds = timed(lambda: pool.map(spin, [iters] * args.n, chunksize=1))
+            assert serial == parallel
+            pairs.append((serial_seconds, pool_seconds))
+    (serial_seconds, pool_seconds), note = median_pair(pairs)
+    emit(serial_seconds=serial_seconds, pool_seconds=pool_seconds, config=f"spin({iters}), chunksize 1; {note}")
 
 
 def w5(args, ctx):

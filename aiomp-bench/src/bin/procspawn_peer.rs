@@ -26,7 +26,7 @@ fn main() {
     let output = match args.first().map(String::as_str) {
         Some("w1") => w1(number(1, 2000)),
         Some("w2") => w2(number(1, 2000)),
-        Some("w4") => w4(number(1, 100), number(2, 1_000_000)),
+        Some("w4") => w4(number(1, 100), number(2, 1_000_000), number(3, 1)),
         Some("w5") => w5(started),
         Some("w6") => w6(number(1, 200), number(2, 1 << 20)),
         Some("w7") => w7(number(1, 10)),
@@ -83,18 +83,26 @@ fn w2(n: u64) -> Result<serde_json::Value, String> {
     Ok(json!({ "samples_us": samples }))
 }
 
-fn w4(n: u64, iters: u64) -> Result<serde_json::Value, String> {
-    let started = Instant::now();
-    let serial: Vec<u64> = (0..n).map(|_| aiomp_bench::work::spin(iters)).collect();
-    let serial_seconds = started.elapsed().as_secs_f64();
+fn w4(n: u64, iters: u64, pairs: u64) -> Result<serde_json::Value, String> {
     let pool = pool()?;
-    let started = Instant::now();
-    let mut handles: Vec<JoinHandle<u64>> = (0..n).map(|_| pool.spawn(iters, aiomp_bench::work::spin)).collect();
-    let parallel = handles.iter_mut().map(join).collect::<Result<Vec<u64>, String>>()?;
-    let pool_seconds = started.elapsed().as_secs_f64();
-    assert_eq!(serial, parallel);
+    let mut measured = Vec::new();
+    for _ in 0..pairs.max(1) {
+        let started = Instant::now();
+        let serial: Vec<u64> = (0..n).map(|_| aiomp_bench::work::spin(iters)).collect();
+        let serial_seconds = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut handles: Vec<JoinHandle<u64>> = (0..n).map(|_| pool.spawn(iters, aiomp_bench::work::spin)).collect();
+        let parallel = handles.iter_mut().map(join).collect::<Result<Vec<u64>, String>>()?;
+        measured.push((serial_seconds, started.elapsed().as_secs_f64()));
+        assert_eq!(serial, parallel);
+    }
     pool.kill();
-    Ok(json!({ "serial_seconds": serial_seconds, "pool_seconds": pool_seconds, "config": format!("spin({iters})") }))
+    let ((serial_seconds, pool_seconds), note) = aiomp_bench::stats::median_pair(measured);
+    Ok(json!({
+        "serial_seconds": serial_seconds,
+        "pool_seconds": pool_seconds,
+        "config": format!("spin({iters}); {note}"),
+    }))
 }
 
 fn w5(started: Instant) -> Result<serde_json::Value, String> {

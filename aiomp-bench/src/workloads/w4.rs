@@ -7,6 +7,7 @@ use crate::peers::python::Library;
 use crate::peers::{self, PeerOutput};
 use crate::remote::spin;
 use crate::row::{Row, System, Value, Workload};
+use crate::stats;
 use crate::suite::{Context, deadline};
 use crate::work;
 use crate::workloads::{PoolConfig, measure, shut_down};
@@ -17,6 +18,7 @@ pub const CALL_TIME: Duration = Duration::from_millis(20);
 /// Runs W4 on every system.
 pub async fn run(context: &Context) -> Vec<Row> {
     let items = context.scale.w4_items;
+    let pairs = context.scale.w4_pairs;
     let limit = deadline(context, Duration::from_secs(180));
     let iters = tokio::task::spawn_blocking(|| work::calibrate(CALL_TIME))
         .await
@@ -26,17 +28,25 @@ pub async fn run(context: &Context) -> Vec<Row> {
     // The default concurrency, and one task at a time per worker (the usual setting for CPU-bound work).
     for (variant, concurrency) in [("concurrency 16, the default", 16), ("concurrency 1", 1)] {
         let config = PoolConfig::new(2, concurrency);
+        let mut note = String::new();
+        let outcome = measure(limit, async {
+            let (value, pairs_note) = aiomp_speedup(config, items, iters, pairs).await?;
+            note = format!("; {pairs_note}");
+            Ok(value)
+        })
+        .await;
         rows.push(Row::new(
             Workload::W4,
             System::Aiomp,
             Some(variant),
-            format!("{base}: spin({iters}), a plain fn; {}", config.describe()),
-            measure(limit, aiomp_speedup(config, items, iters)).await,
+            format!("{base}: spin({iters}), a plain fn; {}{note}", config.describe()),
+            outcome,
         ));
     }
     let options = [
         ("n", items.to_string()),
         ("target-ms", CALL_TIME.as_millis().to_string()),
+        ("reps", pairs.to_string()),
     ];
     for (system, library) in [
         (System::Aiomultiprocess, Library::Aiomultiprocess),
@@ -46,7 +56,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
         let base = format!("{base} (calibrated in Python), 2 processes");
         rows.push(peers::row(Workload::W4, system, None, &base, run, PeerOutput::speedup));
     }
-    let run = context.procspawn.run("w4", &[items, iters], limit).await;
+    let run = context.procspawn.run("w4", &[items, iters, pairs as u64], limit).await;
     rows.push(peers::row(
         Workload::W4,
         System::Procspawn,
@@ -58,28 +68,31 @@ pub async fn run(context: &Context) -> Vec<Row> {
     rows
 }
 
-async fn aiomp_speedup(config: PoolConfig, items: u64, iters: u64) -> Result<Value, String> {
-    let (serial, results) = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let results: Vec<u64> = (0..items).map(|_| work::spin(iters)).collect();
-        (started.elapsed().as_secs_f64(), results)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+/// `pairs` pairs of a serial pass and a pass on one pool, back to back: the
+/// median pair's speedup, and a note on all of them.
+async fn aiomp_speedup(config: PoolConfig, items: u64, iters: u64, pairs: usize) -> Result<(Value, String), String> {
     let pool = config.build().await.map_err(|e| e.to_string())?;
     pool.apply(spin, (1,)).await.map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let parallel: Vec<u64> = pool
-        .map(spin, std::iter::repeat_n(iters, items as usize))
+    let mut measured = Vec::with_capacity(pairs);
+    for _ in 0..pairs.max(1) {
+        let (serial, results) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let results: Vec<u64> = (0..items).map(|_| work::spin(iters)).collect();
+            (started.elapsed().as_secs_f64(), results)
+        })
         .await
         .map_err(|e| e.to_string())?;
-    let pool_seconds = started.elapsed().as_secs_f64();
-    if parallel != results {
-        return Err("the pool's results differ from the serial ones".into());
+        let started = Instant::now();
+        let parallel: Vec<u64> = pool
+            .map(spin, std::iter::repeat_n(iters, items as usize))
+            .await
+            .map_err(|e| e.to_string())?;
+        measured.push((serial, started.elapsed().as_secs_f64()));
+        if parallel != results {
+            return Err("the pool's results differ from the serial ones".into());
+        }
     }
     shut_down(pool).await?;
-    Ok(Value::Speedup {
-        serial,
-        pool: pool_seconds,
-    })
+    let ((serial, pool), note) = stats::median_pair(measured);
+    Ok((Value::Speedup { serial, pool }, note))
 }
