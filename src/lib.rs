@@ -24,21 +24,57 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 
 /// Whether `pid` is an aiomp fork server (from its name: `aiomp-forksrv`).
 pub fn is_forkserver(pid: u32) -> bool {
-    // The name is its serving thread's: in a test binary, not the main thread.
+    has_thread_named(pid, "aiomp-forksrv")
+}
+
+/// Whether `pid` is a fork server's spare, a worker forked ahead of need
+/// that waits for a request (from its name: `aiomp-spare`).
+pub fn is_spare(pid: u32) -> bool {
+    has_thread_named(pid, "aiomp-spare")
+}
+
+/// Whether a thread of `pid` has that name. A fork server's name is its
+/// serving thread's: in a test binary, not the main thread.
+fn has_thread_named(pid: u32, name: &str) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    tasks.flatten().any(|task| {
-        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim_end() == "aiomp-forksrv")
-    })
+    tasks
+        .flatten()
+        .any(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim_end() == name))
 }
 
-/// The fork servers among the children of `pid`.
+/// The fork servers' spares among the children of `pid`.
+pub fn spares_of(pid: u32) -> Vec<u32> {
+    children_of(pid).into_iter().filter(|&child| is_spare(child)).collect()
+}
+
+/// The spares of `pid`'s fork server, once there are any (the server forks
+/// the next one just after it answers a request), or none after 5 s.
+pub fn settled_spares_of(pid: u32) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let spares = spares_of(pid);
+        if !spares.is_empty() || std::time::Instant::now() > deadline {
+            return spares;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The fork servers among the children of `pid`. A worker the server just
+/// forked bears its name for the instant before it takes its own: only
+/// those still so named 20 ms later count.
 pub fn forkservers_of(pid: u32) -> Vec<u32> {
-    children_of(pid)
+    let named: Vec<u32> = children_of(pid)
         .into_iter()
         .filter(|&child| is_forkserver(child))
-        .collect()
+        .collect();
+    if named.is_empty() {
+        return named;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    named.into_iter().filter(|&child| is_forkserver(child)).collect()
 }
 
 /// Whether `pid` has exited: it no longer exists, or it is a zombie

@@ -33,6 +33,9 @@ async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
     let [server] = aiomp_suite::forkservers_of(me)[..] else {
         panic!("expected one fork server");
     };
+    let [spare] = aiomp_suite::spares_of(me)[..] else {
+        panic!("expected the server's spare");
+    };
     // SAFETY: kill takes plain integers.
     assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
     assert!(aiomp_suite::wait_all_exited(&[server], Duration::from_secs(10)).is_empty());
@@ -54,6 +57,12 @@ async fn a_crashed_fork_server_is_restarted_and_its_workers_keep_serving() {
     let servers = aiomp_suite::forkservers_of(me);
     assert_eq!(servers.len(), 1, "{servers:?}");
     assert_ne!(servers[0], server);
+    // The dead server's spare, our child, was reaped, not left a zombie.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{spare}")).exists(),
+        "the dead server's spare {spare} is still there"
+    );
+    assert_eq!(aiomp_suite::spares_of(me).len(), 1, "the new server's spare");
 
     // A worker of the dead server that dies is still noticed (it is our own
     // child, whoever forked it) and replaced through the new server.

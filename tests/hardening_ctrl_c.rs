@@ -61,7 +61,8 @@ impl Program {
             .split_whitespace()
             .map(|pid| pid.parse().unwrap())
             .collect();
-        let expected = if method == "forkserver" { 3 } else { 2 };
+        // Two workers; for forkserver, the server and its spare too.
+        let expected = if method == "forkserver" { 4 } else { 2 };
         assert_eq!(pids.len(), expected, "{line}");
         program.pids = pids;
         program

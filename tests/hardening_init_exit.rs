@@ -35,11 +35,12 @@ async fn build_fails_naming_the_status(method: StartMethod) {
         elapsed < Duration::from_secs(20),
         "{method}: build() took {elapsed:?} to fail"
     );
-    // Nothing is left but (for forkserver) the fork server.
+    // Nothing is left but (for forkserver) the fork server and its spare.
     let me = std::process::id();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let servers = aiomp_suite::forkservers_of(me);
+        let mut servers = aiomp_suite::forkservers_of(me);
+        servers.extend(aiomp_suite::spares_of(me));
         let left: Vec<u32> = aiomp_suite::children_of(me)
             .into_iter()
             .filter(|pid| !servers.contains(pid))

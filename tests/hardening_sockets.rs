@@ -116,7 +116,9 @@ async fn no_socket_of_a_pool_has_an_address_or_listens() {
     ];
     let servers = aiomp_suite::forkservers_of(me);
     assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
-    let mut processes = vec![("parent", me), ("fork server", servers[0])];
+    let spares = aiomp_suite::spares_of(me);
+    assert_eq!(spares.len(), 1, "one spare: {spares:?}");
+    let mut processes = vec![("parent", me), ("fork server", servers[0]), ("spare", spares[0])];
     for (pool, method) in pools.iter().zip(["spawn", "fork", "forkserver"]) {
         for pid in pool.worker_pids() {
             processes.push((method, pid));
@@ -284,6 +286,10 @@ fn hundred_cycles_leave_nothing_behind(method: &str) {
     );
     if method == "forkserver" {
         assert_ne!(field(&stdout, "forkservers "), "", "the fork server should still run");
+        let spares = field(&stdout, "spares ");
+        assert_eq!(spares.split_whitespace().count(), 1, "one spare waits: {spares:?}");
+    } else {
+        assert_eq!(field(&stdout, "spares "), "", "{method}: spares");
     }
 
     // Nothing in the temporary directories.

@@ -84,7 +84,13 @@ pub(crate) fn serve_if_child() {
         ),
     };
     match role {
-        "spawn" => serve(stream, &token, std::os::unix::process::parent_id(), ParentWatch::Pidfd),
+        "spawn" => serve(
+            stream,
+            &token,
+            std::os::unix::process::parent_id(),
+            ParentWatch::Pidfd,
+            None,
+        ),
         "forkserver" => serve_fork_requests(stream, &token),
         other => die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} names an unknown role {other:?}")),
     }
@@ -118,7 +124,7 @@ pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32, watch
     if !tokio_was_running() {
         // Forked from a process that never started tokio (the fork server):
         // this thread is clean.
-        serve(stream, token, parent, watch);
+        serve(stream, token, parent, watch, None);
     }
     // The forking thread may have been a runtime's thread: its thread-locals
     // say so, and a fresh runtime refuses to start there. A new thread
@@ -126,7 +132,7 @@ pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32, watch
     let token = *token;
     let worker = std::thread::Builder::new()
         .name("aiomp-worker".into())
-        .spawn(move || serve(stream, &token, parent, watch));
+        .spawn(move || serve(stream, &token, parent, watch, None));
     match worker {
         // `serve` exits the process; it returns only by panicking.
         Ok(worker) => {
@@ -159,12 +165,31 @@ pub(crate) fn authenticate(stream: &mut UnixStream, token: &Token) {
     }
 }
 
+/// Readies a worker forked ahead of need (by the fork server, as a spare)
+/// for its first request: the work its start takes before it reads a byte.
+/// Its runtime is built for the default flavor, which a pool asks for
+/// unless told otherwise and a one-shot process always does.
+pub(crate) fn prepare() -> Option<tokio::runtime::Runtime> {
+    IN_WORKER.store(true, Ordering::SeqCst);
+    panic::install_hook();
+    sys::keep_freed_memory();
+    build_runtime(RuntimeFlavor::CurrentThread).ok()
+}
+
 /// Serves the parent (pid `parent`) on `stream` until it is done with this
 /// worker, then exits; `watch` says how it would learn of the parent's exit.
+/// `prepared`: the runtime [`prepare`] built, used if the parent asks for
+/// its flavor.
 ///
 /// The parent must first send `token`: nothing else on the channel is read,
 /// let alone decoded, before that.
-pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32, watch: ParentWatch) -> ! {
+pub(crate) fn serve(
+    mut stream: UnixStream,
+    token: &Token,
+    parent: u32,
+    watch: ParentWatch,
+    prepared: Option<tokio::runtime::Runtime>,
+) -> ! {
     let registry = Registry::get();
     authenticate(&mut stream, token);
     let hello = codec::read_frame(&mut stream, DEFAULT_MAX_FRAME)
@@ -216,9 +241,12 @@ pub(crate) fn serve(mut stream: UnixStream, token: &Token, parent: u32, watch: P
     }
     panic::install_hook();
     sys::keep_freed_memory();
-    let runtime = match build_runtime(hello.settings.runtime) {
-        Ok(runtime) => runtime,
-        Err(e) => die(EXIT_HANDSHAKE, &format!("could not build the worker runtime: {e}")),
+    let runtime = match prepared.filter(|_| hello.settings.runtime == RuntimeFlavor::CurrentThread) {
+        Some(runtime) => runtime,
+        None => match build_runtime(hello.settings.runtime) {
+            Ok(runtime) => runtime,
+            Err(e) => die(EXIT_HANDSHAKE, &format!("could not build the worker runtime: {e}")),
+        },
     };
     let code = runtime.block_on(Serve::new(registry, hello.settings).run(stream, ready_at_once));
     let _ = std::io::stdout().flush();

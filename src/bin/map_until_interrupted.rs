@@ -34,6 +34,9 @@ async fn main() -> aiomp::Result<()> {
     }
     let mut pids = pool.worker_pids();
     pids.extend(aiomp_suite::forkservers_of(std::process::id()));
+    if method == StartMethod::Forkserver {
+        pids.extend(aiomp_suite::settled_spares_of(std::process::id()));
+    }
     let line: Vec<String> = pids.iter().map(u32::to_string).collect();
     println!("started {}", line.join(" "));
     std::io::stdout().flush().expect("stdout");

@@ -9,8 +9,9 @@
 //! fds <before any pool> <after one warm-up cycle> <after the cycles>
 //! left open: [<what each fd opened since the start and still open refers to>]
 //! survivors <workers still running 2 s after their pool was dropped>
-//! children <children of this process at the end>
+//! children <children of this process at the end, but for spares>
 //! forkservers <the fork servers among them>
+//! spares <the fork servers' spares, workers forked ahead of need>
 //! zombies <children that exited and were never reaped>
 //! ```
 //!
@@ -204,14 +205,19 @@ fn main() {
         let survivors = aiomp_suite::wait_all_exited(&workers, Duration::from_secs(2));
         let deadline = Instant::now() + Duration::from_secs(10);
         let forkservers = aiomp_suite::forkservers_of(me);
-        while aiomp_suite::children_of(me).len() > forkservers.len() && Instant::now() < deadline {
+        let spares = aiomp_suite::spares_of(me);
+        let others = || {
+            let mut children = aiomp_suite::children_of(me);
+            children.retain(|pid| !spares.contains(pid));
+            children
+        };
+        while others().len() > forkservers.len() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let after = settled_fds().await;
-        let children = aiomp_suite::children_of(me);
-        let zombies: Vec<u32> = children
-            .iter()
-            .copied()
+        let children = others();
+        let zombies: Vec<u32> = aiomp_suite::children_of(me)
+            .into_iter()
             .filter(|&pid| aiomp_suite::has_exited(pid))
             .collect();
         let left: Vec<&String> = after
@@ -224,6 +230,7 @@ fn main() {
         println!("survivors {}", list(&survivors));
         println!("children {}", list(&children));
         println!("forkservers {}", list(&forkservers));
+        println!("spares {}", list(&spares));
         println!("zombies {}", list(&zombies));
     });
 }

@@ -37,6 +37,9 @@ async fn main() -> aiomp::Result<()> {
     assert_eq!(pool.apply(double, (21,)).await?, 42);
     let mut pids = pool.worker_pids();
     pids.extend(aiomp_suite::forkservers_of(std::process::id()));
+    if method == StartMethod::Forkserver {
+        pids.extend(aiomp_suite::settled_spares_of(std::process::id()));
+    }
     let line: Vec<String> = pids.iter().map(u32::to_string).collect();
     println!("pids {}", line.join(" "));
     std::io::stdout().flush().expect("stdout");

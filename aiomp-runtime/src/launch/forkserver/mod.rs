@@ -4,9 +4,11 @@
 //! The server's control channel is a socketpair it inherited, authenticated
 //! with a token like a worker's: nothing listens. For each worker the parent
 //! makes a fresh socketpair and passes the child's end over the control
-//! channel (`SCM_RIGHTS`); the server forks it as the parent's own child
-//! (`CLONE_PARENT`) and answers with its pid; the child keeps that one fd
-//! and serves the parent directly, which reaps it like any other worker.
+//! channel (`SCM_RIGHTS`); the server hands it to a spare it forked ahead of
+//! need as the parent's own child (`CLONE_PARENT`) and answers with its pid;
+//! the child keeps that one fd and serves the parent directly, which reaps
+//! it like any other worker. The server announces each spare before it hands
+//! it out, so that the parent can reap one that a dead server left behind.
 //! The server exits when the parent goes away (its control channel closes);
 //! if it dies, the next start launches a new one.
 
@@ -33,9 +35,13 @@ pub(crate) use server::serve_fork_requests;
 const FORK: u8 = 1;
 const REQUEST_BYTES: usize = 1 + TOKEN_BYTES;
 
-/// Replies: a tag, then the new worker's pid, then (for `FAILED`) the errno.
+/// Messages from the server, each `REPLY_BYTES` long: a tag, then a pid,
+/// then (for `FAILED`) the errno. A request's reply is `FORKED` (the pid of
+/// its worker) or `FAILED`; `SPARE` (the pid of the spare that will take the
+/// next request) comes unasked, before the reply that hands it out.
 const FORKED: u8 = 1;
 const FAILED: u8 = 2;
+const SPARE: u8 = 3;
 const REPLY_BYTES: usize = 9;
 
 /// How long a fork request may take before the server is presumed stuck.
@@ -51,6 +57,9 @@ struct ForkServer {
     /// Whether its exit is watched (a preloaded one's is from its first use on,
     /// as no runtime existed when it started).
     watched: bool,
+    /// The spare the server said it forked for the next request: our child,
+    /// reaped here should the server not hand it one.
+    spare: Option<u32>,
 }
 
 static SERVER: Mutex<Option<ForkServer>> = Mutex::new(None);
@@ -102,6 +111,7 @@ pub(crate) fn preload() -> Result<(), Error> {
                 control,
                 alive: true,
                 watched: false,
+                spare: None,
             });
             Ok(())
         }
@@ -186,6 +196,7 @@ impl ForkServer {
             control,
             alive: true,
             watched: true,
+            spare: None,
         })
     }
 
@@ -223,7 +234,13 @@ impl ForkServer {
     fn answer(&mut self, requested: Requested) -> Result<Launched, Error> {
         let Requested { parent_end, unsent } = requested;
         let mut reply = [0; REPLY_BYTES];
-        if let Err(error) = self.control.read_exact(&mut reply) {
+        let read = loop {
+            match self.control.read_exact(&mut reply) {
+                Ok(()) if reply[0] == SPARE => self.spare = Some(pid_in(&reply)),
+                read => break read,
+            }
+        };
+        if let Err(error) = read {
             let stuck = matches!(
                 error.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -239,9 +256,13 @@ impl ForkServer {
                 self.process.pid()
             ))));
         }
-        let pid = u32::from_le_bytes(reply[1..5].try_into().expect("4 bytes"));
+        let pid = pid_in(&reply);
         match reply[0] {
             FORKED => {
+                if let Some(gone) = self.spare.take().filter(|&spare| spare != pid) {
+                    // The spare was gone when this request came.
+                    reap_spare(gone);
+                }
                 // Our own child: reaped here, on the caller's runtime.
                 let child = OsChild::adopt_unwatched(pid);
                 child.watch();
@@ -267,9 +288,38 @@ impl ForkServer {
         self.alive = false;
         let pid = self.process.pid();
         let status = self.process.kill_and_reap();
+        // Read what it said before it went. The spare it announced last is
+        // left waiting for nothing, and a worker it forked for a reply never
+        // read serves no one: both are our children to reap.
+        let mut message = [0; REPLY_BYTES];
+        while self.control.read_exact(&mut message).is_ok() {
+            let child = pid_in(&message);
+            match message[0] {
+                SPARE => self.spare.replace(child).into_iter().for_each(reap_spare),
+                FORKED => {
+                    self.spare = self.spare.filter(|&spare| spare != child);
+                    reap_spare(child);
+                }
+                _ => {}
+            }
+        }
+        self.spare.take().into_iter().for_each(reap_spare);
         tracing::warn!(pid, %status, "aiomp fork server exited; the next start launches a new one");
         Error::Spawn(std::io::Error::other(format!(
             "the fork server (pid {pid}) died ({status}); it will be restarted"
         )))
     }
+}
+
+/// Kills and reaps a child the fork server forked for us but no request
+/// took. It is our own child, not yet reaped, so its pid cannot have been
+/// reused.
+fn reap_spare(pid: u32) {
+    let _ = crate::sys::kill(pid, libc::SIGKILL);
+    let _ = crate::sys::waitpid(pid, true);
+}
+
+/// The pid in a message from the server.
+fn pid_in(message: &[u8; REPLY_BYTES]) -> u32 {
+    u32::from_le_bytes(message[1..5].try_into().expect("4 bytes"))
 }
