@@ -116,7 +116,7 @@ async fn no_socket_of_a_pool_has_an_address_or_listens() {
     ];
     let servers = aiomp_suite::forkservers_of(me);
     assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
-    let spares = aiomp_suite::spares_of(me);
+    let spares = aiomp_suite::settled_spares_of(me);
     assert_eq!(spares.len(), 1, "one spare: {spares:?}");
     let mut processes = vec![("parent", me), ("fork server", servers[0]), ("spare", spares[0])];
     for (pool, method) in pools.iter().zip(["spawn", "fork", "forkserver"]) {
