@@ -157,10 +157,11 @@ given several chunksizes and the best is reported. aiomultiprocess and procspawn
 (a rate does not depend on N once N is large), as their configuration column says. aiomp runs \
 with `child_concurrency(4096)`: a worker holds at most that many calls, and a chunk is a quarter \
 of it.\n\
-- **W2** runs aiomp twice: with the parent on tokio's default multi-thread runtime, where every \
-reply wakes the `block_on` thread from a worker thread (its median moves between ~50 and ~80 µs \
-from run to run on this machine), and on a current-thread runtime, where no wake-up crosses a \
-thread.\n\
+- **W2** runs aiomp three times: on tokio's default multi-thread runtime with the calls in \
+`block_on` (what `#[tokio::main]`'s body does), where each request and each reply crosses between \
+the `block_on` thread and a runtime thread; on the same runtime with the calls in a spawned task, \
+which runs on a runtime thread and crosses only when a reply wakes another; and on a \
+current-thread runtime, where no wake-up crosses a thread.\n\
 - **W3**'s ideal assumes sleeps of exactly 10 ms. `tokio::time::sleep` rounds every deadline up \
 to its next 1 ms tick (tokio alone, in one process, stays ~15% above the ideal), so W3 also runs \
 with a sleep that lasts 10 ms to a few µs (a timerfd per thread, `aiomp-bench/src/timer.rs`), on \

@@ -28,6 +28,16 @@ pub async fn run(context: &Context) -> Vec<Row> {
         Row::new(
             Workload::W2,
             System::Aiomp,
+            Some("multi-thread parent, spawned task"),
+            format!(
+                "{base}, {}, the parent on tokio's default runtime, the calls from a spawned task",
+                config.describe()
+            ),
+            measure(limit, in_spawned_task(aiomp_applies(config, calls))).await,
+        ),
+        Row::new(
+            Workload::W2,
+            System::Aiomp,
             Some("current-thread parent"),
             format!(
                 "{base}, {}, the parent on a current-thread runtime (no wake-up crosses a thread)",
@@ -65,6 +75,14 @@ pub async fn run(context: &Context) -> Vec<Row> {
         limits::ping_pong(rounds, limit).await,
     ));
     rows
+}
+
+/// Runs `body` as a task of the current runtime, on one of its worker threads.
+async fn in_spawned_task<F>(body: F) -> Result<Value, String>
+where
+    F: std::future::Future<Output = Result<Value, String>> + Send + 'static,
+{
+    tokio::spawn(body).await.map_err(|e| e.to_string())?
 }
 
 /// Runs `body` on a current-thread runtime of its own, on a thread of its own.
