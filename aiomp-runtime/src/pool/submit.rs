@@ -158,9 +158,9 @@ impl Submitter {
         };
         // A worker holds at most `child_concurrency` calls, running or not
         // (plus `prefetch`, waiting, if asked), so that its death fails no
-        // more than that: a chunk of `async fn` calls
-        // takes a slot per call, and holds a fraction of them so that the
-        // worker has the next chunk in hand while the parent reads the last.
+        // more than that: a chunk of `async fn` calls takes a slot per call,
+        // and holds a fraction of them so that the worker has the next chunk
+        // in hand while the parent reads the last.
         // A plain fn holds its runtime thread, so a chunk of them runs one at
         // a time on a thread's share of the slots, and holds no more calls
         // than that share.

@@ -313,8 +313,12 @@ impl ForkServer {
 
 /// Kills and reaps a child the fork server forked for us but no request
 /// took. It is our own child, not yet reaped, so its pid cannot have been
-/// reused.
+/// reused. A pid that no fork returns (0, or one that reads as negative)
+/// is ignored: `kill` would take it for a whole process group.
 fn reap_spare(pid: u32) {
+    if pid == 0 || i32::try_from(pid).is_err() {
+        return;
+    }
     let _ = crate::sys::kill(pid, libc::SIGKILL);
     let _ = crate::sys::waitpid(pid, true);
 }
