@@ -1,7 +1,8 @@
 //! `PoolBuilder::prefetch`: a worker holds calls beyond its
 //! `child_concurrency`, runs no more than that many at once, starts a waiting
 //! call the moment a running one completes, never starts a waiting call that
-//! was dropped, and fails its waiting calls with it when it dies.
+//! was dropped, fails its waiting calls with it when it dies, and runs them
+//! all before a closed pool joins.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -206,6 +207,34 @@ each_start_method! {
             }
             pool.close();
             pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// Closing a pool lets its workers finish the calls waiting in them:
+    /// `join` returns once every call ran, and every result arrives.
+    async fn close_runs_the_waiting_calls_before_join(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(1)
+                .prefetch(4)
+                .build()
+                .await
+                .unwrap();
+            let calls: Vec<_> = (0..5).map(|_| tokio::spawn(pool.apply(count_running, (50,)).into_future())).collect();
+            assert!(
+                eventually(Duration::from_secs(5), || pool.stats().workers[0].in_flight == 5).await,
+                "the calls never reached the worker"
+            );
+            pool.close();
+            pool.join().await.unwrap();
+            for call in calls {
+                assert_eq!(call.await.unwrap().unwrap(), 1, "calls ran one at a time");
+            }
         })
         .await;
     }
