@@ -213,6 +213,38 @@ pub async fn tokio_tasks(n: u64, deadline: Duration) -> Outcome {
     }
 }
 
+/// W4's ceiling on this machine as it runs: `items` calls of
+/// `spin(iters)` serially, then on `threads` threads of this process that
+/// take them one by one, `pairs` times back to back. The median pair's
+/// speedup, and a note on every pair's. A shared machine does not always
+/// run two busy threads at once at full speed: this row says how much
+/// parallelism it gave during W4.
+pub fn threads_speedup(items: u64, iters: u64, threads: usize, pairs: usize) -> (Value, String) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut measured = Vec::with_capacity(pairs);
+    for _ in 0..pairs.max(1) {
+        let started = Instant::now();
+        for _ in 0..items {
+            crate::work::spin(iters);
+        }
+        let serial = started.elapsed().as_secs_f64();
+        let taken = AtomicU64::new(0);
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    while taken.fetch_add(1, Ordering::Relaxed) < items {
+                        crate::work::spin(iters);
+                    }
+                });
+            }
+        });
+        measured.push((serial, started.elapsed().as_secs_f64()));
+    }
+    let ((serial, pool), note) = stats::median_pair(measured);
+    (Value::Speedup { serial, pool }, note)
+}
+
 /// Which sleep a W3 run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {

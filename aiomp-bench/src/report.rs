@@ -173,7 +173,9 @@ back in one task, is that floor.\n\
 - **W4** runs every system three times as a pair: the calls serially in one process, then on a \
 pool that stays up across the pairs. It reports the pair with the median speedup and lists all \
 three: the serial time of the same work moved between 1.2 and 2.1 s within minutes on this shared \
-machine, and a pair measured back to back shares its mood of the moment.\n\
+machine, and a pair measured back to back shares its mood of the moment. The limit row runs the \
+same pairs on two threads of one process: how much parallelism the machine gave at the time (its \
+two vCPUs sometimes run two busy threads no faster than one).\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::limits;
 use crate::peers::python::Library;
 use crate::peers::{self, PeerOutput};
 use crate::remote::spin;
-use crate::row::{Row, System, Value, Workload};
+use crate::row::{Outcome, Row, System, Value, Workload};
 use crate::stats;
 use crate::suite::{Context, deadline};
 use crate::work;
@@ -64,6 +65,23 @@ pub async fn run(context: &Context) -> Vec<Row> {
         &format!("{base}, 2 processes"),
         run,
         PeerOutput::speedup,
+    ));
+    let ceiling = tokio::time::timeout(
+        limit,
+        tokio::task::spawn_blocking(move || limits::threads_speedup(items, iters, 2, pairs)),
+    )
+    .await;
+    let (outcome, note) = match ceiling {
+        Ok(Ok((value, note))) => (Outcome::Measured(value), format!("; {note}")),
+        Ok(Err(error)) => (Outcome::Failed(error.to_string()), String::new()),
+        Err(_) => (Outcome::TimedOut(limit), String::new()),
+    };
+    rows.push(Row::new(
+        Workload::W4,
+        System::Limit,
+        Some("2 threads, one process"),
+        format!("{base}: spin({iters}) on 2 threads that take the calls one by one{note}"),
+        outcome,
     ));
     rows
 }
