@@ -595,57 +595,79 @@ each_start_method! {
     }
 }
 
+/// Fills a one-slot worker with a 1 s task, then drops a second call while
+/// it waits (in the parent's queue; in the worker itself with `prefetch`):
+/// it must never start, and the calls after it still run.
+async fn a_dropped_waiting_call_never_starts(method: StartMethod, prefetch: usize) {
+    let names = ["blocker-started", "blocker-done", "started", "done"];
+    let [blocker_started, blocker_done, started, done] =
+        names.map(|name| temp_path(&format!("waiting-{prefetch}-{name}"), method));
+    for path in [&blocker_started, &blocker_done, &started, &done] {
+        remove_if_exists(path);
+    }
+    let pool = Pool::builder()
+        .start_method(method)
+        .processes(1)
+        .child_concurrency(1)
+        .prefetch(prefetch)
+        .build()
+        .await
+        .unwrap();
+
+    // Fill the only slot.
+    let blocker = tokio::spawn(
+        pool.apply(touch_after, (path_arg(&blocker_started), path_arg(&blocker_done), 1000))
+            .into_future(),
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || blocker_started.exists()).await,
+        "the blocking task never started"
+    );
+
+    let call = pool.apply(touch_after, (path_arg(&started), path_arg(&done), 0));
+    let waiting = tokio::time::timeout(Duration::from_millis(200), call.into_future());
+    let where_it_waits = async {
+        // With prefetch, the call reached the worker (it holds two).
+        let held = if prefetch > 0 { 2 } else { 1 };
+        assert!(
+            eventually(Duration::from_secs(5), || pool.stats().workers[0].in_flight == held).await,
+            "the worker never held {held} calls"
+        );
+    };
+    let (outcome, ()) = tokio::join!(waiting, where_it_waits);
+    assert!(
+        outcome.is_err(),
+        "a waiting task completed while the slot was taken: {outcome:?}"
+    );
+
+    blocker.await.unwrap().unwrap();
+    assert!(blocker_done.exists());
+    // The slot is free now; give a wrongly kept task time to run.
+    assert_eq!(pool.apply(double, (4,)).await.unwrap(), 8);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ran = started.exists() || done.exists();
+    for path in [&blocker_started, &blocker_done, &started, &done] {
+        remove_if_exists(path);
+    }
+    assert!(!ran, "the dropped waiting task ran");
+    assert_eq!(pool.stats().workers[0].in_flight, 0);
+
+    pool.close();
+    pool.join().await.unwrap();
+}
+
 each_start_method! {
-    /// Dropping the future of a queued task means it never starts.
+    /// Dropping the future of a task queued in the parent means it never starts.
     async fn dropping_a_queued_apply_cancels_it(method) {
-        within(async {
-            let blocker_started = temp_path("queued-blocker-started", method);
-            let blocker_done = temp_path("queued-blocker-done", method);
-            let started = temp_path("queued-started", method);
-            let done = temp_path("queued-done", method);
-            for path in [&blocker_started, &blocker_done, &started, &done] {
-                remove_if_exists(path);
-            }
-            let pool = Pool::builder()
-                .start_method(method)
-                .processes(1)
-                .child_concurrency(1)
-                .build()
-                .await
-                .unwrap();
+        within(a_dropped_waiting_call_never_starts(method, 0)).await;
+    }
+}
 
-            // Fill the only slot.
-            let blocker = tokio::spawn(
-                pool.apply(touch_after, (path_arg(&blocker_started), path_arg(&blocker_done), 1000))
-                    .into_future(),
-            );
-            assert!(
-                eventually(Duration::from_secs(5), || blocker_started.exists()).await,
-                "the blocking task never started"
-            );
-
-            let call = pool.apply(touch_after, (path_arg(&started), path_arg(&done), 0));
-            let outcome = tokio::time::timeout(Duration::from_millis(200), call.into_future()).await;
-            assert!(
-                outcome.is_err(),
-                "a queued task completed while the slot was taken: {outcome:?}"
-            );
-
-            blocker.await.unwrap().unwrap();
-            assert!(blocker_done.exists());
-            // The slot is free now; give a wrongly kept task time to run.
-            assert_eq!(pool.apply(double, (4,)).await.unwrap(), 8);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let ran = started.exists() || done.exists();
-            for path in [&blocker_started, &blocker_done, &started, &done] {
-                remove_if_exists(path);
-            }
-            assert!(!ran, "the dropped queued task ran");
-
-            pool.close();
-            pool.join().await.unwrap();
-        })
-        .await;
+each_start_method! {
+    /// Dropping the future of a task waiting in the worker (`prefetch`)
+    /// means it never starts: the worker answers it as cancelled.
+    async fn dropping_an_apply_waiting_in_the_worker_cancels_it(method) {
+        within(a_dropped_waiting_call_never_starts(method, 2)).await;
     }
 }
 

@@ -1,18 +1,17 @@
 //! `PoolBuilder::prefetch`: a worker holds calls beyond its
 //! `child_concurrency`, runs no more than that many at once, starts a waiting
-//! call the moment a running one completes, never starts a waiting call that
-//! was dropped, fails its waiting calls with it when it dies, and runs them
-//! all before a closed pool joins.
+//! call the moment a running one completes, fails its waiting calls with it
+//! when it dies, and runs them all before a closed pool joins. (A waiting
+//! call that is dropped never starts: `pool_behaviour.rs`.)
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aiomp::{Error, Pool, StartMethod, remote};
+use aiomp::{Error, Pool, remote};
 
 mod common;
-use common::{each_start_method, eventually, remove_if_exists, within};
+use common::{each_start_method, eventually, within};
 
 /// Calls of [`count_running`] running in this worker now.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -29,14 +28,6 @@ async fn count_running(ms: u64) -> usize {
     MOST_RUNNING.load(Ordering::SeqCst)
 }
 
-/// Creates `started`, sleeps, then creates `done`.
-#[remote]
-async fn touch_after(started: String, done: String, ms: u64) {
-    std::fs::write(&started, b"started").expect("write the started marker");
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    std::fs::write(&done, b"done").expect("write the done marker");
-}
-
 /// Aborts the worker after `ms`.
 #[remote]
 async fn abort_after(ms: u64) {
@@ -47,14 +38,6 @@ async fn abort_after(ms: u64) {
 #[remote]
 async fn whoami() -> u32 {
     std::process::id()
-}
-
-fn temp_path(name: &str, method: StartMethod) -> PathBuf {
-    std::env::temp_dir().join(format!("aiomp-prefetch-{name}-{method}-{}", std::process::id()))
-}
-
-fn path_arg(path: &Path) -> String {
-    path.display().to_string()
 }
 
 /// Calls each worker runs at once in these tests.
@@ -89,63 +72,6 @@ each_start_method! {
                 most_held > CONCURRENCY && most_held <= CONCURRENCY + PREFETCH,
                 "the worker held at most {most_held} calls"
             );
-            pool.close();
-            pool.join().await.unwrap();
-        })
-        .await;
-    }
-}
-
-each_start_method! {
-    /// A call dropped while it waits in the worker never starts, and the
-    /// calls after it still run.
-    async fn a_dropped_waiting_call_never_starts(method) {
-        within(async {
-            let [blocker_started, blocker_done, started, done] =
-                ["blocker-started", "blocker-done", "started", "done"].map(|name| temp_path(name, method));
-            for path in [&blocker_started, &blocker_done, &started, &done] {
-                remove_if_exists(path);
-            }
-            let pool = Pool::builder()
-                .start_method(method)
-                .processes(1)
-                .child_concurrency(1)
-                .prefetch(2)
-                .build()
-                .await
-                .unwrap();
-            let blocker = tokio::spawn(
-                pool.apply(touch_after, (path_arg(&blocker_started), path_arg(&blocker_done), 1000))
-                    .into_future(),
-            );
-            assert!(
-                eventually(Duration::from_secs(5), || blocker_started.exists()).await,
-                "the blocking call never started"
-            );
-
-            let call = pool.apply(touch_after, (path_arg(&started), path_arg(&done), 0));
-            let waiting = tokio::time::timeout(Duration::from_millis(200), call.into_future());
-            let held = async {
-                // The call is in the worker (waiting), not in the parent's queue.
-                assert!(
-                    eventually(Duration::from_secs(5), || pool.stats().workers[0].in_flight == 2).await,
-                    "the second call never reached the worker"
-                );
-            };
-            let (outcome, ()) = tokio::join!(waiting, held);
-            assert!(outcome.is_err(), "a waiting call completed while the slot was taken: {outcome:?}");
-
-            let after = pool.apply(whoami, ()).into_future();
-            blocker.await.unwrap().unwrap();
-            assert!(blocker_done.exists());
-            after.await.unwrap();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let ran = started.exists() || done.exists();
-            for path in [&blocker_started, &blocker_done, &started, &done] {
-                remove_if_exists(path);
-            }
-            assert!(!ran, "the dropped call ran once the slot was free");
-            assert_eq!(pool.stats().workers[0].in_flight, 0);
             pool.close();
             pool.join().await.unwrap();
         })
