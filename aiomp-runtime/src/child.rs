@@ -239,8 +239,11 @@ pub(crate) fn serve(
     if hello.settings.abort_on_parent_exit {
         exit_with_parent(parent, watch);
     }
-    panic::install_hook();
-    sys::keep_freed_memory();
+    if prepared.is_none() {
+        // A spare did this in `prepare`, before its request came.
+        panic::install_hook();
+        sys::keep_freed_memory();
+    }
     let runtime = match prepared.filter(|_| hello.settings.runtime == RuntimeFlavor::CurrentThread) {
         Some(runtime) => runtime,
         None => match build_runtime(hello.settings.runtime) {
