@@ -17,6 +17,7 @@ mod json;
 mod launch;
 mod link;
 mod os_child;
+mod outbox;
 mod panic;
 mod pool;
 mod private;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::buffers::Buffers;
@@ -23,11 +23,12 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::launch::{Launched, StartMethod};
 use crate::os_child::OsChild;
+use crate::outbox::Outbox;
 use crate::pool::WorkerStats;
 use crate::protocol::{Hello, Outcome, Reply, Request, Settings, Task};
 use crate::registry::{FunctionIndex, Registry};
 use crate::remote_fn::decode_task_error;
-use crate::transport::{self, ChannelError, FrameReader, FrameWriter};
+use crate::transport::{self, ChannelError, FrameReader};
 
 /// The largest arguments a one-shot job's greeting copies (larger ones go
 /// out from where they lie, with the handshake).
@@ -176,7 +177,7 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct Link {
     child: Arc<OsChild>,
-    requests: mpsc::UnboundedSender<(Request, Vec<Bytes>)>,
+    outbox: Outbox,
     in_flight: Arc<Mutex<InFlight>>,
     counters: Arc<Counters>,
 }
@@ -260,7 +261,16 @@ impl Link {
                 return Err(error);
             }
         };
-        let (requests, outbox) = mpsc::unbounded_channel();
+        let outbox = match Outbox::spawn(writer, config.settings.max_frame) {
+            Ok(outbox) => outbox,
+            Err(source) => {
+                child.kill_and_reap();
+                return Err(Error::Io {
+                    action: "duplicating a worker's channel",
+                    source,
+                });
+            }
+        };
         let mut in_flight = InFlight::default();
         if let Some(job) = only {
             in_flight.tasks.insert(
@@ -274,7 +284,6 @@ impl Link {
         }
         let in_flight = Arc::new(Mutex::new(in_flight));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(write_requests(writer, config.settings.max_frame, outbox));
         let end = tokio::spawn(read_replies(
             reader,
             Replies {
@@ -288,7 +297,7 @@ impl Link {
         Ok((
             Link {
                 child,
-                requests,
+                outbox,
                 in_flight,
                 counters,
             },
@@ -330,7 +339,7 @@ impl Link {
         }
         // Sent under the lock, so a cancel for these tasks cannot overtake them.
         if !tasks.is_empty() {
-            let _ = self.requests.send((Request::Tasks(tasks), payload));
+            self.outbox.send(Request::Tasks(tasks), payload);
         }
         Vec::new()
     }
@@ -344,7 +353,7 @@ impl Link {
             .filter(|id| in_flight.tasks.contains_key(id))
             .collect();
         if !held.is_empty() {
-            let _ = self.requests.send((Request::Cancel(held), Vec::new()));
+            self.outbox.send(Request::Cancel(held), Vec::new());
         }
     }
 
@@ -364,7 +373,9 @@ impl Link {
 
     /// Asks the worker to finish what it holds and exit.
     pub(crate) fn drain(&self) {
-        let _ = self.requests.send((Request::Drain, Vec::new()));
+        // Under the lock, so that no task dispatched before it can follow it.
+        let _in_flight = crate::lock(&self.in_flight);
+        self.outbox.send(Request::Drain, Vec::new());
     }
 }
 
@@ -409,63 +420,6 @@ fn ended_while_starting(pid: u32, status: crate::exit::ExitStatus) -> Error {
     Error::Handshake {
         pid,
         reason: format!("it ended ({status}) while running its initializer"),
-    }
-}
-
-/// Writes requests as they come, merging queued-up task batches into one
-/// frame (bounded by the frame limit).
-async fn write_requests(
-    mut writer: FrameWriter,
-    max_frame: usize,
-    mut outbox: mpsc::UnboundedReceiver<(Request, Vec<Bytes>)>,
-) {
-    // Room for the message around the argument buffers.
-    let limit = max_frame.saturating_sub(max_frame / 16 + 1024);
-    let mut batch = Vec::new();
-    while outbox.recv_many(&mut batch, 256).await > 0 {
-        let mut tasks = Vec::new();
-        let mut payload = Vec::new();
-        let mut size = 0;
-        for (request, more) in batch.drain(..) {
-            let fed = match request {
-                Request::Tasks(more_tasks) => {
-                    let len: usize = more.iter().map(Bytes::len).sum::<usize>() + 32 * more_tasks.len();
-                    let mut fed = Ok(());
-                    if size + len > limit && !tasks.is_empty() {
-                        fed = writer.feed_with_payload(
-                            &Request::Tasks(std::mem::take(&mut tasks)),
-                            std::mem::take(&mut payload),
-                        );
-                        size = 0;
-                    }
-                    size += len;
-                    tasks.extend(more_tasks);
-                    payload.extend(more);
-                    fed
-                }
-                other => {
-                    // Tasks queued before it go first: a cancel must not overtake its task.
-                    let mut fed = Ok(());
-                    if !tasks.is_empty() {
-                        fed = writer.feed_with_payload(
-                            &Request::Tasks(std::mem::take(&mut tasks)),
-                            std::mem::take(&mut payload),
-                        );
-                        size = 0;
-                    }
-                    fed.and_then(|()| writer.feed(&other))
-                }
-            };
-            if fed.is_err() {
-                return;
-            }
-        }
-        if !tasks.is_empty() && writer.feed_with_payload(&Request::Tasks(tasks), payload).is_err() {
-            return;
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
     }
 }
 

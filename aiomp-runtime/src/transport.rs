@@ -173,6 +173,19 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// Queues bytes already framed (the unwritten end of a frame written in
+    /// part elsewhere), after everything fed before them.
+    pub(crate) fn feed_framed(&mut self, bytes: Bytes) {
+        self.queue_small();
+        self.queue.push_back(bytes);
+    }
+
+    /// A second descriptor of the channel's socket, for writes that do not
+    /// go through this writer (see [`Outbox`](crate::outbox::Outbox)).
+    pub(crate) fn socket(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.stream.as_ref().as_fd().try_clone_to_owned()
+    }
+
     fn queue_small(&mut self) {
         if !self.small.is_empty() {
             self.queue.push_back(Bytes::from(std::mem::take(&mut self.small)));
