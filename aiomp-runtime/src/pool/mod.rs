@@ -7,6 +7,7 @@
 
 mod arrived;
 mod builder;
+mod hand_over;
 mod result;
 mod slot;
 mod stats;
@@ -81,6 +82,8 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Why the pool stopped working, once it has.
     failure: Mutex<Option<String>>,
+    /// Each worker slot's link while it is fed, for hand-overs.
+    feeding: Vec<Mutex<Option<hand_over::Feeding>>>,
     /// Live links, for cancels and for `terminate`.
     links: Mutex<HashMap<u32, Arc<Link>>>,
     /// Every child not yet reaped, for `Drop`.
@@ -159,6 +162,7 @@ impl Pool {
             next_task: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            feeding: (0..processes).map(|_| Mutex::new(None)).collect(),
             links: Mutex::new(HashMap::new()),
             children: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
@@ -408,6 +412,15 @@ impl Shared {
                 senders.len()
             ))));
             return;
+        };
+        // Straight to a worker if nothing waits ahead of it in its queue.
+        let job = if sender.is_empty() {
+            match self.hand_over(queue, job) {
+                Some(job) => job,
+                None => return,
+            }
+        } else {
+            job
         };
         if let Err(refused) = sender.try_send(job) {
             let job = refused.into_inner();

@@ -149,7 +149,7 @@ impl Shared {
         let queue = self.receivers[queue_index].clone();
         let mut carried = None;
         loop {
-            match self.feed(&link, queue_index, &mut end, &mut carried).await {
+            match self.feed(slot, &link, &mut end, &mut carried).await {
                 Stop::QueueClosed => {
                     link.drain();
                     if let Ok(ended) = end.await {
@@ -222,11 +222,12 @@ impl Shared {
     /// it) waits in `carried`, for this worker or the next.
     async fn feed(
         &self,
-        link: &Link,
-        queue_index: usize,
+        slot: usize,
+        link: &Arc<Link>,
         end: &mut JoinHandle<LinkEnd>,
         carried: &mut Option<Job>,
     ) -> Stop {
+        let queue_index = slot % self.queue_count;
         let queue = &self.receivers[queue_index];
         // The slots `i` with `i % queue_count == queue_index` share this queue.
         let sharers = (self.processes - queue_index).div_ceil(self.queue_count);
@@ -237,6 +238,8 @@ impl Shared {
                 .saturating_add(self.prefetch)
                 .min(Semaphore::MAX_PERMITS),
         ));
+        // Callers may hand tasks to the worker directly meanwhile.
+        let _feeding = self.start_feeding(slot, link, &slots);
         let limit = self.max_tasks_per_child;
         let mut sent = 0;
         loop {
