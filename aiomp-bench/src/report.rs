@@ -158,18 +158,19 @@ given several chunksizes and the best is reported. aiomultiprocess and procspawn
 with `child_concurrency(4096)`: a worker holds at most that many calls, and a chunk is a quarter \
 of it.\n\
 - **W2** runs aiomp three times: on tokio's default multi-thread runtime with the calls in \
-`block_on` (what `#[tokio::main]`'s body does), where each request and each reply crosses between \
-the `block_on` thread and a runtime thread; on the same runtime with the calls in a spawned task, \
-which runs on a runtime thread and crosses only when a reply wakes another; and on a \
-current-thread runtime, where no wake-up crosses a thread.\n\
+`block_on` (what `#[tokio::main]`'s body does), where each reply crosses from the runtime thread \
+that reads it to the `block_on` thread, a wake-up of a parked thread (the request is written by \
+the `block_on` thread itself); on the same runtime with the calls in a spawned task, which runs on \
+a runtime thread and crosses only when a reply wakes another; and on a current-thread runtime, \
+where no wake-up crosses a thread.\n\
 - **W3**'s ideal assumes sleeps of exactly 10 ms. `tokio::time::sleep` rounds every deadline up \
 to its next 1 ms tick (tokio alone, in one process, stays ~15% above the ideal), so W3 also runs \
-with a sleep that lasts 10 ms to a few µs (a timerfd per thread, `aiomp-bench/src/timer.rs`), on \
+with a sleep that lasts 10 ms to a few µs (a timerfd per thread that fires 300 µs early, and a spin \
+for the rest, `aiomp-bench/src/timer.rs`), on \
 aiomp and in one process alike. Each runs on the default pool and with `prefetch(256)`, where a \
 worker holds a second wave of calls that starts as the first completes, without a round trip to \
 the parent. The ideal itself is out of reach: 10,000 sleeps 512 at a time take 20 waves, not 19.5 \
-(1.024×), and no timer wakes a thread the instant it is due; the last limit row, 20 sleeps back to \
-back in one task, is that floor.\n\
+(1.024×); the last limit row, 20 sleeps back to back in one task, is that floor.\n\
 - **W4** runs every system three times as a pair: the calls serially in one process, then on a \
 pool that stays up across the pairs. It reports the pair with the median speedup and lists all \
 three: the serial time of the same work moved between 1.2 and 2.1 s within minutes on this shared \
