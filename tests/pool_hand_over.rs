@@ -3,8 +3,9 @@
 //! written to the socket there when nothing waits ahead of it. What must
 //! hold whichever way a call travels: a worker is given no more calls than
 //! `child_concurrency + prefetch`, requests written on the spot into a full
-//! socket arrive whole and in order, and a pool that recycles its workers
-//! still gives each exactly `max_tasks_per_child` calls.
+//! socket arrive whole and in order, calls handed over as the pool closes
+//! all run, and a pool that recycles its workers still gives each exactly
+//! `max_tasks_per_child` calls.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -160,6 +161,37 @@ each_start_method! {
             );
             assert!(calls_per_worker.len() >= 4, "workers used: {calls_per_worker:?}");
             pool.close();
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// Calls from many tasks at once while the pool closes, small ones
+    /// written on the spot and large ones by the writer task: every one of
+    /// them runs and answers, none lands behind its worker's drain.
+    async fn calls_handed_over_as_the_pool_closes_all_run(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(2)
+                .child_concurrency(64)
+                .build()
+                .await
+                .unwrap();
+            let inputs: Vec<Vec<u8>> = (0..200)
+                .map(|seed| pattern(if seed % 2 == 0 { 100 } else { 256 * 1024 }, seed))
+                .collect();
+            let expected: Vec<(usize, u64)> = inputs.iter().map(|input| (input.len(), weight(input))).collect();
+            let calls: Vec<_> = inputs
+                .into_iter()
+                .map(|input| tokio::spawn(pool.apply(weigh, (Buffer::from(input),)).into_future()))
+                .collect();
+            pool.close();
+            for (expected, call) in expected.into_iter().zip(calls) {
+                assert_eq!(call.await.unwrap().unwrap(), expected);
+            }
             pool.join().await.unwrap();
         })
         .await;

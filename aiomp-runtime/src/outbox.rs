@@ -14,7 +14,7 @@
 //! requests leave in the order they were sent. The writer merges what queued
 //! up into as few frames as the frame limit allows.
 
-use std::io::{ErrorKind, IoSlice};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,8 +71,9 @@ impl Outbox {
     }
 
     /// Sends `request`, its argument buffers `payload` after it. A request
-    /// that cannot be written (the worker is gone) is dropped: the link's
-    /// reader fails what the worker held.
+    /// the socket refuses goes to the writer task, which meets the same
+    /// error and ends, shutting the channel: the worker then exits, and the
+    /// link's reader fails what it held.
     pub(crate) fn send(&self, request: Request, payload: Vec<Bytes>) {
         let socket = crate::lock(&self.socket);
         let size: usize = payload.iter().map(Bytes::len).sum();
@@ -90,8 +91,10 @@ impl Outbox {
     }
 
     /// Frames `request` and writes it without waiting: `None` once it is all
-    /// written (or the socket is broken), else the part left for the writer
-    /// task; `Err` if it could not be framed (the writer task reports that).
+    /// written, else the part left for the writer task (all of it, if the
+    /// socket refused it); `Err` if it could not be framed (the request then
+    /// goes to the writer task as it is, which fails the same way and ends
+    /// the link, as it always did).
     fn write_on_the_spot(
         &self,
         socket: std::os::fd::BorrowedFd<'_>,
@@ -103,9 +106,8 @@ impl Outbox {
         match sys::send_now(socket, &[IoSlice::new(&frame)]) {
             Ok(written) if written == frame.len() => Ok(None),
             Ok(written) => Ok(Some(Bytes::from(frame).slice(written..))),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(Some(Bytes::from(frame))),
-            // The worker is gone; the reader sees that too.
-            Err(_) => Ok(None),
+            // A full socket, or an error the writer task meets again.
+            Err(_) => Ok(Some(Bytes::from(frame))),
         }
     }
 }

@@ -10,9 +10,13 @@
 //! only on its way back.
 //!
 //! A worker takes a task only while it has the slots free, as from its
-//! queue; a worker that counts its tasks for `max_tasks_per_child` takes
-//! them from its queue only.
+//! queue. Its feeding task holds one slot while it waits for the queue, so a
+//! worker whose tasks each take all its slots (`child_concurrency(1)`, or a
+//! plain `fn` on a current-thread worker) takes them from its queue only,
+//! as does a worker that counts its tasks for `max_tasks_per_child`. Ties
+//! between workers rotate, so that calls one at a time spread over them.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
@@ -41,7 +45,7 @@ impl Drop for FeedingGuard<'_> {
 
 impl Shared {
     /// Offers `slot`'s worker, fed from `slots`, to hand-overs until the
-    /// guard is dropped.
+    /// guard is dropped; not if the pool has `max_tasks_per_child`.
     pub(super) fn start_feeding(&self, slot: usize, link: &Arc<Link>, slots: &Arc<Semaphore>) -> FeedingGuard<'_> {
         let feeding = &self.feeding[slot];
         if self.max_tasks_per_child == 0 {
@@ -64,12 +68,17 @@ impl Shared {
                 .as_ref()
                 .map_or(0, |feeding| feeding.slots.available_permits())
         };
-        let Some((_, slot)) = (queue..self.processes)
-            .step_by(self.queue_count)
-            .map(|slot| (free(slot), slot))
-            .filter(|&(free, _)| free >= job.slots)
-            .max()
-        else {
+        let serving: Vec<usize> = (queue..self.processes).step_by(self.queue_count).collect();
+        let first = self.next_hand_over.fetch_add(1, Ordering::Relaxed);
+        let mut best: Option<(usize, usize)> = None;
+        for at in 0..serving.len() {
+            let slot = serving[(first + at) % serving.len()];
+            let free = free(slot);
+            if free >= job.slots && best.is_none_or(|(most, _)| free > most) {
+                best = Some((free, slot));
+            }
+        }
+        let Some((_, slot)) = best else {
             return Some(job);
         };
         // Dispatched under the lock, so that it cannot follow the drain that

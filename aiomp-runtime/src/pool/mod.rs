@@ -14,7 +14,7 @@ mod stats;
 mod submit;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     failure: Mutex<Option<String>>,
     /// Each worker slot's link while it is fed, for hand-overs.
     feeding: Vec<Mutex<Option<hand_over::Feeding>>>,
+    /// Where the next hand-over starts looking, so that ties rotate.
+    next_hand_over: AtomicUsize,
     /// Live links, for cancels and for `terminate`.
     links: Mutex<HashMap<u32, Arc<Link>>>,
     /// Every child not yet reaped, for `Drop`.
@@ -163,6 +165,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             failure: Mutex::new(None),
             feeding: (0..processes).map(|_| Mutex::new(None)).collect(),
+            next_hand_over: AtomicUsize::new(0),
             links: Mutex::new(HashMap::new()),
             children: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
