@@ -571,6 +571,16 @@
 //!   calls; for maps of thousands of calls of a microsecond each, raise
 //!   `child_concurrency` into the thousands (W1 runs with 4096: chunks of
 //!   1024 calls, ~20 million calls/s on 2 cores).
+//! - **One call at a time.** A call whose queue is empty goes straight to a
+//!   worker with free slots, its request written by the calling thread, so
+//!   a round trip costs about what a bare socket ping-pong does. The reply
+//!   is read by a runtime thread; when the caller is `block_on` on a
+//!   multi-thread runtime (the body of `#[tokio::main]`), that reply wakes
+//!   the parked `block_on` thread, which costs tens of µs on a virtual
+//!   machine. For latency-bound sequences of calls, make them from a
+//!   spawned task, or run a current-thread runtime
+//!   (`#[aiomp::main(flavor = "current_thread")]`): W2 measured 37–43 µs a
+//!   call there, 59 µs from `block_on`, against a ping-pong of 41 µs.
 //! - **Calls that complete in waves.** When a worker's calls complete
 //!   together (timers, a rate limit lifting, a batch upstream), the worker
 //!   idles while their results reach the parent and its next calls come
@@ -580,8 +590,8 @@
 //!   At most `child_concurrency` still run at once; a worker that dies fails
 //!   the waiting calls too, and they do not move to an idle worker, so leave
 //!   it at 0 for long CPU-bound calls. W3 (10 ms sleeps, 2 × 256) runs at
-//!   1.055× its ideal with `prefetch(256)`, against 1.08× without: as fast
-//!   as the same sleeps in one process.
+//!   1.036–1.055× its ideal with `prefetch(256)`, against 1.06–1.08×
+//!   without: as fast as the same sleeps in one process.
 //! - **Recycling.** [`max_tasks_per_child`](PoolBuilder::max_tasks_per_child)
 //!   replaces a worker after that many tasks, which resets whatever it leaked.
 //!   A new worker costs milliseconds (least with forkserver), so recycle
