@@ -8,29 +8,13 @@
 //! `max_tasks_per_child` calls.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aiomp::{Buffer, Pool, WorkerRuntime, remote};
 use futures_util::future::join_all;
 
 mod common;
-use common::{each_start_method, eventually, remove_if_exists, within};
-
-/// Calls of [`count_running`] running in this worker now.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// The most calls of [`count_running`] this worker ever ran at once.
-static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
-
-/// Sleeps `ms` and returns the most calls of it this worker ran at once.
-#[remote]
-async fn count_running(ms: u64) -> usize {
-    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
-    MOST_RUNNING.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    RUNNING.fetch_sub(1, Ordering::SeqCst);
-    MOST_RUNNING.load(Ordering::SeqCst)
-}
+use common::{count_running, each_start_method, eventually, remove_if_exists, within};
 
 /// Creates `marker`, then holds the worker's only runtime thread for `ms`:
 /// meanwhile the worker reads nothing from its socket.

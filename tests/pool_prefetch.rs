@@ -5,28 +5,12 @@
 //! call that is dropped never starts: `pool_behaviour.rs`.)
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aiomp::{Error, Pool, remote};
 
 mod common;
-use common::{each_start_method, eventually, within};
-
-/// Calls of [`count_running`] running in this worker now.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// The most calls of [`count_running`] this worker ever ran at once.
-static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
-
-/// Sleeps `ms` and returns the most calls of it this worker ran at once.
-#[remote]
-async fn count_running(ms: u64) -> usize {
-    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
-    MOST_RUNNING.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    RUNNING.fetch_sub(1, Ordering::SeqCst);
-    MOST_RUNNING.load(Ordering::SeqCst)
-}
+use common::{count_running, each_start_method, eventually, within};
 
 /// Aborts the worker after `ms`.
 #[remote]

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long one test may run before it fails instead of hanging.
@@ -36,6 +37,21 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Calls of [`count_running`] running in this worker now.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// The most calls of [`count_running`] this worker ever ran at once.
+static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Sleeps `ms` and returns the most calls of it this worker ran at once.
+#[aiomp::remote]
+pub(crate) async fn count_running(ms: u64) -> usize {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST_RUNNING.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    MOST_RUNNING.load(Ordering::SeqCst)
 }
 
 /// Removes `path`, if it exists.
