@@ -68,11 +68,12 @@ impl Shared {
                 .as_ref()
                 .map_or(0, |feeding| feeding.slots.available_permits())
         };
-        let serving: Vec<usize> = (queue..self.processes).step_by(self.queue_count).collect();
+        // The slots `queue`, `queue + queue_count`, ... serve this queue.
+        let serving = self.processes.saturating_sub(queue).div_ceil(self.queue_count);
         let first = self.next_hand_over.fetch_add(1, Ordering::Relaxed);
         let mut best: Option<(usize, usize)> = None;
-        for at in 0..serving.len() {
-            let slot = serving[(first + at) % serving.len()];
+        for at in 0..serving {
+            let slot = queue + (first.wrapping_add(at) % serving) * self.queue_count;
             let free = free(slot);
             if free >= job.slots && best.is_none_or(|(most, _)| free > most) {
                 best = Some((free, slot));
