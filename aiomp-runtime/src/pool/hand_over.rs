@@ -68,8 +68,7 @@ impl Shared {
                 .as_ref()
                 .map_or(0, |feeding| feeding.slots.available_permits())
         };
-        // The slots `queue`, `queue + queue_count`, ... serve this queue.
-        let serving = self.processes.saturating_sub(queue).div_ceil(self.queue_count);
+        let serving = self.slots_serving(queue);
         let first = self.next_hand_over.fetch_add(1, Ordering::Relaxed);
         let mut best: Option<(usize, usize)> = None;
         for at in 0..serving {

@@ -389,6 +389,12 @@ impl Shared {
         }
     }
 
+    /// How many worker slots take tasks from `queue`: the slots `queue`,
+    /// `queue + queue_count`, `queue + 2 × queue_count`, ...
+    fn slots_serving(&self, queue: usize) -> usize {
+        self.processes.saturating_sub(queue).div_ceil(self.queue_count)
+    }
+
     /// Gives each call its task ID and asks the scheduler for its queue,
     /// under one lock; returns the first ID (the others follow it).
     fn schedule<'a>(

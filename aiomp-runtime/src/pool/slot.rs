@@ -229,8 +229,7 @@ impl Shared {
     ) -> Stop {
         let queue_index = slot % self.queue_count;
         let queue = &self.receivers[queue_index];
-        // The slots `i` with `i % queue_count == queue_index` share this queue.
-        let sharers = (self.processes - queue_index).div_ceil(self.queue_count);
+        let sharers = self.slots_serving(queue_index);
         // One slot per call: a chunk of calls takes as many slots as it holds.
         // The worker runs `child_concurrency` of them; the prefetched ones wait in it.
         let slots = Arc::new(Semaphore::new(
