@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 //!
 //! Each test binary includes this module and uses only some of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use std::future::Future;
 use std::path::Path;

@@ -53,6 +53,9 @@ pub struct PoolConfig {
     pub max_tasks_per_child: u64,
     /// How workers start.
     pub method: StartMethod,
+    /// How long a call awaited in `block_on` spins for its answer (`None`:
+    /// aiomp's default).
+    pub block_on_spin: Option<Duration>,
 }
 
 impl PoolConfig {
@@ -64,19 +67,24 @@ impl PoolConfig {
             prefetch: 0,
             max_tasks_per_child: 0,
             method: StartMethod::Spawn,
+            block_on_spin: None,
         }
     }
 
     /// Starts the pool.
     pub async fn build(self) -> aiomp::Result<Pool> {
-        Pool::builder()
+        let builder = Pool::builder()
             .processes(self.processes)
             .child_concurrency(self.child_concurrency)
             .prefetch(self.prefetch)
             .max_tasks_per_child(self.max_tasks_per_child)
-            .start_method(self.method)
-            .build()
-            .await
+            .start_method(self.method);
+        match self.block_on_spin {
+            Some(spin) => builder.block_on_spin(spin),
+            None => builder,
+        }
+        .build()
+        .await
     }
 
     /// The configuration as the report shows it.
@@ -92,6 +100,9 @@ impl PoolConfig {
         }
         if self.max_tasks_per_child > 0 {
             let _ = write!(text, ", max_tasks_per_child({})", self.max_tasks_per_child);
+        }
+        if let Some(spin) = self.block_on_spin {
+            let _ = write!(text, ", block_on_spin({spin:?})");
         }
         text
     }

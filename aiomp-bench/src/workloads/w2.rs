@@ -11,11 +11,18 @@ use crate::stats;
 use crate::suite::{Context, deadline};
 use crate::workloads::{PoolConfig, measure, shut_down};
 
+/// The variant of the row whose pool never spins for an answer.
+pub const NO_SPIN: &str = "multi-thread parent, no spin";
+
 /// Runs W2 on every system.
 pub async fn run(context: &Context) -> Vec<Row> {
     let calls = context.scale.w2_calls;
     let limit = deadline(context, Duration::from_secs(120));
     let config = PoolConfig::new(2, 16);
+    let no_spin = PoolConfig {
+        block_on_spin: Some(Duration::ZERO),
+        ..config
+    };
     let base = format!("{calls} calls, one at a time");
     let mut rows = vec![
         Row::new(
@@ -24,6 +31,16 @@ pub async fn run(context: &Context) -> Vec<Row> {
             Some("multi-thread parent"),
             format!("{base}, {}, the parent on tokio's default runtime", config.describe()),
             measure(limit, aiomp_applies(config, calls)).await,
+        ),
+        Row::new(
+            Workload::W2,
+            System::Aiomp,
+            Some(NO_SPIN),
+            format!(
+                "{base}, {}, the parent on tokio's default runtime, parking at once for each answer",
+                no_spin.describe()
+            ),
+            measure(limit, aiomp_applies(no_spin, calls)).await,
         ),
         Row::new(
             Workload::W2,

@@ -2,7 +2,6 @@
 //! a time, in input order, straight from the buffer the worker sent.
 
 use serde::de::DeserializeOwned;
-use tokio::sync::oneshot;
 
 use crate::chunk::{Entry, read_results};
 use crate::error::{Error, Result};
@@ -33,15 +32,16 @@ enum Source {
 
 impl Arrived {
     /// The `len` results of the task whose first call has input index `first`,
-    /// from its answer; `stopped` is the error for an answer that never came.
+    /// from its answer (`None` if its sender was dropped); `stopped` is the
+    /// error for an answer that never came.
     pub(crate) fn from_answer(
         first: usize,
         len: usize,
-        answer: std::result::Result<Answer, oneshot::error::RecvError>,
+        answer: Option<Answer>,
         stopped: impl FnOnce() -> Error,
     ) -> Arrived {
         let source = match answer {
-            Ok(Ok(results)) => match read_results(&results.bytes, len) {
+            Some(Ok(results)) => match read_results(&results.bytes, len) {
                 Ok(entries) => Source::Results {
                     bytes: results.bytes,
                     entries: entries.into_iter(),
@@ -51,8 +51,8 @@ impl Arrived {
                     reason: malformed.to_string(),
                 }),
             },
-            Ok(Err(error)) => Source::Lost(error),
-            Err(_) => Source::Lost(stopped()),
+            Some(Err(error)) => Source::Lost(error),
+            None => Source::Lost(stopped()),
         };
         Arrived {
             index: first,

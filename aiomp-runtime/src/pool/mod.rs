@@ -10,6 +10,7 @@ mod builder;
 mod hand_over;
 mod result;
 mod slot;
+mod spin;
 mod stats;
 mod submit;
 
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 pub use builder::{PoolBuilder, WorkerRuntime};
 pub use result::{ApplyResult, PoolResult, Unordered};
+use spin::Spin;
 pub use stats::{PoolStats, WorkerStats};
 use submit::Encoding;
 
@@ -86,6 +88,8 @@ pub(crate) struct Shared {
     feeding: Vec<Mutex<Option<hand_over::Feeding>>>,
     /// Where the next hand-over starts looking, so that ties rotate.
     next_hand_over: AtomicUsize,
+    /// How calls awaited in `block_on` wait for their last answer.
+    spin: Spin,
     /// Live links, for cancels and for `terminate`.
     links: Mutex<HashMap<u32, Arc<Link>>>,
     /// Every child not yet reaped, for `Drop`.
@@ -166,6 +170,7 @@ impl Pool {
             failure: Mutex::new(None),
             feeding: (0..processes).map(|_| Mutex::new(None)).collect(),
             next_hand_over: AtomicUsize::new(0),
+            spin: Spin::new(builder.block_on_spin),
             links: Mutex::new(HashMap::new()),
             children: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),

@@ -165,6 +165,8 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
                 }
                 this.ready = None;
             }
+            // The last answer may be spun for: nothing else waits to be sent.
+            let last = this.pending.len() == 1 && this.submitter.is_spent();
             let arrived = match this.pending.front_mut() {
                 None => return Poll::Ready(None),
                 Some(Batch::Task {
@@ -174,9 +176,13 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
                     answer,
                     ..
                 }) => {
-                    let answer = ready!(Pin::new(answer).poll(cx));
-                    let bytes = *bytes;
                     let shared = &this.submitter.shared;
+                    let answer = if last {
+                        ready!(shared.spin.poll(answer, cx))
+                    } else {
+                        ready!(Pin::new(answer).poll(cx)).ok()
+                    };
+                    let bytes = *bytes;
                     let arrived = Arrived::from_answer(*first, *len, answer, || shared.stopped_error());
                     this.submitter.answered(bytes);
                     arrived
@@ -243,16 +249,11 @@ struct Indexed {
 }
 
 impl Future for Indexed {
-    type Output = (
-        usize,
-        usize,
-        usize,
-        std::result::Result<Answer, oneshot::error::RecvError>,
-    );
+    type Output = (usize, usize, usize, Option<Answer>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let answer = ready!(Pin::new(&mut self.answer).poll(cx));
-        Poll::Ready((self.first, self.len, self.bytes, answer))
+        Poll::Ready((self.first, self.len, self.bytes, answer.ok()))
     }
 }
 

@@ -227,7 +227,7 @@ impl Submitter {
     /// with its own ID), and a call whose arguments could not be encoded
     /// stands alone. Returns how many calls it took from the input.
     pub(crate) fn next(&mut self, room: usize, out: &mut impl Extend<Batch>) -> usize {
-        if self.input.is_none() && self.carried.is_empty() {
+        if self.is_spent() {
             return 0;
         }
         let first = self.next_index;
@@ -278,6 +278,11 @@ impl Submitter {
             self.senders = senders;
         } // else the input ended: let go of the queues so that a closed pool can finish.
         taken
+    }
+
+    /// Whether every call of the input was submitted.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.input.is_none() && self.carried.is_empty()
     }
 
     fn oversized(&self) -> Error {
