@@ -1,16 +1,19 @@
 //! Calls awaited in `block_on` of a multi-thread runtime, where a call's last
 //! answer is spun for before the thread parks (`PoolBuilder::block_on_spin`).
-//! Whichever way the answer is caught, each call gets its own: values,
-//! panics, a worker's death, a deadline, a terminated pool. And calls longer than the spin back
-//! off: the waiting thread does not burn a spin on each.
+//! The waiting thread is seen spinning (running, in `/proc`) only for a
+//! call's last answer, and calls joined beside each other still run
+//! together. Whichever way the answer is caught, each call gets its own:
+//! values, panics, a worker's death, a deadline shorter than the spin, a
+//! terminated pool. And calls longer than the spin back off: the waiting
+//! thread does not burn a spin on each.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aiomp::{Error, Pool, remote};
 
 mod common;
-use common::within;
+use common::{count_running, within};
 
 #[remote]
 async fn double(x: u64) -> u64 {
@@ -39,6 +42,115 @@ fn thread_cpu_time() -> Duration {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
     assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// How a thread of this process spent `span`, sampled every millisecond
+/// from its `/proc` state: (running or runnable, anything else).
+fn sample_thread(tid: libc::pid_t, span: Duration) -> (usize, usize) {
+    let path = format!("/proc/self/task/{tid}/stat");
+    let started = Instant::now();
+    let (mut running, mut other) = (0, 0);
+    while started.elapsed() < span {
+        let stat = std::fs::read_to_string(&path).unwrap();
+        // The state follows the command name, which is in parentheses.
+        let state = stat[stat.rfind(')').unwrap() + 1..].trim_start().chars().next();
+        if state == Some('R') {
+            running += 1;
+        } else {
+            other += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (running, other)
+}
+
+/// Samples this thread, from another one, for `span` after `delay`.
+fn watch_this_thread(delay: Duration, span: Duration) -> std::thread::JoinHandle<(usize, usize)> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        sample_thread(tid, span)
+    })
+}
+
+/// Two calls joined in `block_on`: both are sent before either is spun for,
+/// so they run at once, and the thread then spins (runs) rather than sleeps.
+#[aiomp::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_calls_run_together_and_the_thread_spins() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(1)
+            .child_concurrency(2)
+            .block_on_spin(Duration::from_secs(10))
+            .build()
+            .await
+            .unwrap();
+        let watch = watch_this_thread(Duration::from_millis(50), Duration::from_millis(250));
+        let (first, second) = tokio::join!(pool.apply(count_running, (400,)), pool.apply(count_running, (400,)));
+        assert_eq!((first.unwrap(), second.unwrap()), (2, 2), "calls running at once");
+        let (running, other) = watch.join().unwrap();
+        assert!(
+            running > other,
+            "the waiting thread ran {running} samples and slept {other}"
+        );
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// A map of three calls, one at a time: the thread sleeps while the first
+/// two run (more answers are due) and spins for the last.
+#[aiomp::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_spins_for_its_last_answer_only() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(1)
+            .child_concurrency(1)
+            .block_on_spin(Duration::from_secs(10))
+            .build()
+            .await
+            .unwrap();
+        let early = watch_this_thread(Duration::from_millis(50), Duration::from_millis(350));
+        let late = watch_this_thread(Duration::from_millis(600), Duration::from_millis(100));
+        let done: Vec<()> = pool.map(nap, [250, 250, 250]).await.unwrap();
+        assert_eq!(done.len(), 3);
+        let (running, other) = early.join().unwrap();
+        assert!(
+            running < other,
+            "while two answers were due: ran {running} samples, slept {other}"
+        );
+        let (running, other) = late.join().unwrap();
+        assert!(
+            running > other,
+            "while the last was due: ran {running} samples, slept {other}"
+        );
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// A deadline shorter than the spin: the spin ends at the deadline, and the
+/// call fails with `Timeout` rather than returning the answer caught later.
+#[aiomp::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_shorter_than_the_spin_still_fails_the_call() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(1)
+            .block_on_spin(Duration::from_secs(5))
+            .build()
+            .await
+            .unwrap();
+        match pool.apply(nap, (300,)).timeout(Duration::from_millis(20)).await {
+            Err(Error::Timeout) => {}
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
 }
 
 /// Sequential calls, a map, a panic, a dead worker and a deadline, all
@@ -77,8 +189,9 @@ async fn each_call_awaited_in_block_on_gets_its_own_answer() {
     .await;
 }
 
-/// Calls whose pool is terminated while their caller spins for the answer
-/// fail with `PoolTerminated` at once: one running, one still queued.
+/// A call whose pool is terminated while its caller spins for the answer
+/// fails with `PoolTerminated` at once, as does one running beside it in a
+/// task.
 #[aiomp::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_terminated_during_the_spin_fails_the_calls() {
     within(async {
@@ -102,7 +215,7 @@ async fn a_pool_terminated_during_the_spin_fails_the_calls() {
             }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let queued = pool.apply(nap, (20_000,)).await;
         assert!(
             started.elapsed() < Duration::from_secs(10),

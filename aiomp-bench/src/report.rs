@@ -159,7 +159,7 @@ with `child_concurrency(4096)`: a worker holds at most that many calls, and a ch
 of it.\n\
 - **W2** runs aiomp four times: on tokio's default multi-thread runtime with the calls in \
 `block_on` (what `#[tokio::main]`'s body does), where the reply is read by a runtime thread and \
-the `block_on` thread spins for it (up to 150 µs, yielding on each turn: `block_on_spin`) rather \
+the `block_on` thread spins for it (up to 150 µs, with a `sched_yield` on each turn: `block_on_spin`) rather \
 than parking and waiting to be woken; the same with `block_on_spin(0)`, which parks at once, so \
 each reply wakes a parked thread (this row shows what the spin gains and has no target); on the \
 same runtime with the calls in a spawned task, which runs on a runtime thread and crosses only \

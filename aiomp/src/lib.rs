@@ -577,14 +577,15 @@
 //!   is read by a runtime thread. A call awaited in `block_on` of a
 //!   multi-thread runtime (the body of `#[tokio::main]`) spins for it, up to
 //!   [`block_on_spin`](PoolBuilder::block_on_spin) (150 µs by default,
-//!   yielding the CPU on each turn), rather than parking its thread and
+//!   with a `sched_yield` on each turn), rather than parking its thread and
 //!   being woken, which costs tens of µs on a virtual machine. W2 measured
 //!   50–64 µs a call from `block_on` with the spin and 82–96 µs without it,
 //!   against a ping-pong of 48–57 µs in the same runs; from a spawned task
 //!   or a current-thread runtime (`#[aiomp::main(flavor =
 //!   "current_thread")]`), where no wake-up crosses a thread, 35–48 µs.
 //!   Set `block_on_spin(Duration::ZERO)` where the calling thread's CPU
-//!   matters more than its latency.
+//!   matters more than its latency, or where a `LocalSet` or another
+//!   executor runs futures beside the call on that thread.
 //! - **Calls that complete in waves.** When a worker's calls complete
 //!   together (timers, a rate limit lifting, a batch upstream), the worker
 //!   idles while their results reach the parent and its next calls come

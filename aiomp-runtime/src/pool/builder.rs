@@ -256,17 +256,30 @@ impl PoolBuilder {
 
     /// How long a call awaited outside any task, in `block_on` of a
     /// multi-thread runtime (the body of `#[tokio::main]`), spins for its
-    /// answer before its thread parks (default 150 µs); `Duration::ZERO`
-    /// never spins.
+    /// last answer before its thread parks (default 150 µs);
+    /// `Duration::ZERO` never spins.
     ///
     /// A parked thread is woken by the runtime thread that reads the answer,
     /// and on an idle core that wake-up costs about as much as the round
-    /// trip to the worker; a spin catches an answer on its way instead. The
-    /// spinning thread yields the CPU to any other thread that wants it on
-    /// each turn. Spins that miss back off (a call that takes milliseconds
-    /// spins once every 64 calls), and calls awaited in tasks, on a
-    /// current-thread runtime, or while more of a `map`'s calls wait to be
-    /// sent never spin.
+    /// trip to the worker; a spin catches an answer on its way instead. It
+    /// calls `sched_yield` on each turn, so a thread waiting for that CPU
+    /// runs first, but the spin is CPU time all the same.
+    ///
+    /// - The poll that sends a call does not spin: calls joined beside it
+    ///   (`join!`, `join_all`) are sent first and run together. Each later
+    ///   poll spins (a spurious wake-up spins again), never past the call's
+    ///   [`timeout`](crate::ApplyResult::timeout), while the other futures of
+    ///   the same `block_on` wait.
+    /// - Spins that miss back off: after each miss, twice as many waits do
+    ///   not spin, up to 64; a spin that catches its answer resets that. The
+    ///   backoff is the pool's, so calls of milliseconds spin about once in
+    ///   64, fewer where quick calls are mixed in.
+    /// - Nothing spins in a task, on a current-thread runtime, in
+    ///   `spawn_blocking`, for an [`unordered`](crate::PoolResult::unordered)
+    ///   stream, or while more of a `map`'s calls wait to be sent. Tokio
+    ///   does not tell a `LocalSet` or another executor that entered the
+    ///   runtime apart from `block_on`: they spin too, so give such pools
+    ///   `Duration::ZERO`.
     pub fn block_on_spin(mut self, spin: Duration) -> Self {
         self.block_on_spin = spin;
         self

@@ -151,10 +151,14 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
             this.cancel_all();
             return Poll::Ready(Some(Err(error)));
         }
+        let mut sent = false;
         while let Some(room) = this.submitter.room(this.outstanding) {
             match this.submitter.next(room, &mut this.pending) {
                 0 => break,
-                taken => this.outstanding += taken,
+                taken => {
+                    this.outstanding += taken;
+                    sent = true;
+                }
             }
         }
         loop {
@@ -178,7 +182,8 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
                 }) => {
                     let shared = &this.submitter.shared;
                     let answer = if last {
-                        ready!(shared.spin.poll(answer, cx))
+                        let deadline = this.submitter.deadline();
+                        ready!(shared.spin.poll(answer, cx, sent, deadline))
                     } else {
                         ready!(Pin::new(answer).poll(cx)).ok()
                     };

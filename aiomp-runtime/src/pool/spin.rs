@@ -5,16 +5,25 @@
 //! answer has to wake it again: on an idle vCPU that wake-up costs about as
 //! much as the round trip to the worker. So the last answer such a call
 //! waits for is first waited for by spinning, for at most
-//! [`PoolBuilder::block_on_spin`](crate::PoolBuilder::block_on_spin), giving
-//! the CPU to any other thread that wants it on each turn; the runtime
-//! thread's hand-over then costs a store, not a wake-up.
+//! [`PoolBuilder::block_on_spin`](crate::PoolBuilder::block_on_spin), with a
+//! `sched_yield` on each turn (a thread waiting for this CPU runs first); the
+//! runtime thread's hand-over then costs a store, not a wake-up.
+//!
+//! The poll that sent the call does not spin: it asks to be polled again at
+//! once, so that calls joined beside it (`join!`, `join_all`) are sent first
+//! and run together. Each later poll spins, but never past the call's
+//! deadline. Meanwhile the other futures of the same `block_on` wait, at
+//! most the budget.
 //!
 //! Spins that miss back off: after each, the next waits do not spin, twice as
 //! many each time up to [`MAX_SKIPPED`], so calls that take milliseconds
-//! spend one spin every 64 calls. A spin that catches its answer resets it.
+//! spend one spin every 64 waits. A spin that catches its answer resets it.
+//! The backoff is the pool's, shared by all its callers.
 //!
 //! Nothing spins inside a task (it would hold a runtime thread), or on a
 //! current-thread runtime, whose only thread is the one that reads answers.
+//! Tokio does not tell a `LocalSet` or another executor that entered the
+//! runtime from `block_on`: those spin too.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,17 +56,36 @@ impl Spin {
         }
     }
 
-    /// Polls `answer`; if it is not there yet and this thread may spin, waits
-    /// for it by spinning, at most the budget. `None` if its sender was
-    /// dropped. Pending registers `cx`'s waker as a plain poll does.
-    pub(crate) fn poll<T>(&self, answer: &mut oneshot::Receiver<T>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    /// Polls `answer`; if it is not there yet and this thread may spin,
+    /// waits for it by spinning, at most the budget and never past
+    /// `deadline`. `None` if its sender was dropped. The poll that `sent`
+    /// the call does not spin, but wakes itself to spin on the next one.
+    /// Pending registers `cx`'s waker as a plain poll does.
+    pub(crate) fn poll<T>(
+        &self,
+        answer: &mut oneshot::Receiver<T>,
+        cx: &mut Context<'_>,
+        sent: bool,
+        deadline: Option<Instant>,
+    ) -> Poll<Option<T>> {
         if let Poll::Ready(received) = Pin::new(&mut *answer).poll(cx) {
             return Poll::Ready(received.ok());
         }
-        if self.budget.is_zero() || !may_spin() || self.skip() {
+        if self.budget.is_zero() || !may_spin() {
+            return Poll::Pending;
+        }
+        if sent {
+            // Futures joined beside this one send their calls first.
+            if self.skipping.load(Ordering::Relaxed) == 0 {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
+        if self.skip() {
             return Poll::Pending;
         }
         let start = Instant::now();
+        let end = deadline.map_or(start + self.budget, |deadline| deadline.min(start + self.budget));
         loop {
             match answer.try_recv() {
                 Ok(value) => {
@@ -67,7 +95,7 @@ impl Spin {
                 Err(oneshot::error::TryRecvError::Closed) => return Poll::Ready(None),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            if start.elapsed() >= self.budget {
+            if Instant::now() >= end {
                 self.missed();
                 return Poll::Pending;
             }
@@ -118,37 +146,43 @@ mod tests {
     #[test]
     fn spins_only_in_block_on_of_a_multi_thread_runtime() {
         assert!(!may_spin(), "no runtime");
-        let multi = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let multi = multi_thread_runtime();
         assert!(multi.block_on(async { may_spin() }), "multi-thread block_on");
         let in_task = multi.block_on(async { tokio::spawn(async { may_spin() }).await.unwrap() });
         assert!(!in_task, "a task of a multi-thread runtime");
+        let blocking = multi.block_on(async { tokio::task::spawn_blocking(may_spin).await.unwrap() });
+        assert!(!blocking, "a blocking task of a multi-thread runtime");
         let current = tokio::runtime::Builder::new_current_thread().build().unwrap();
         assert!(!current.block_on(async { may_spin() }), "current-thread block_on");
     }
 
-    /// Spins once, in `block_on` of a multi-thread runtime, for an answer
-    /// that a task sends (or drops, for `None`) after 20 ms.
-    fn spin_for(spin: &Spin, answer: Option<u32>) -> Poll<Option<u32>> {
-        let multi = tokio::runtime::Builder::new_multi_thread()
+    fn multi_thread_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_time()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Spins once, in `block_on` of a multi-thread runtime, for an answer
+    /// that a task sends (or drops, for `None`) `after` it starts; a
+    /// `deadline` that far from the start.
+    fn spin_for(spin: &Spin, answer: Option<u32>, after: Duration, deadline: Option<Duration>) -> Poll<Option<u32>> {
         let (sender, mut receiver) = oneshot::channel();
-        multi.block_on(async {
+        multi_thread_runtime().block_on(async {
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(after).await;
                 if let Some(value) = answer {
                     sender.send(value).unwrap();
                 }
             });
-            // One poll: a wait that parked would be Pending here.
-            std::future::poll_fn(|cx| Poll::Ready(spin.poll(&mut receiver, cx))).await
+            let deadline = deadline.map(|left| Instant::now() + left);
+            // One poll, after the one that sent: a wait that parked would be Pending here.
+            std::future::poll_fn(|cx| Poll::Ready(spin.poll(&mut receiver, cx, false, deadline))).await
         })
     }
+
+    const SOON: Duration = Duration::from_millis(20);
 
     #[test]
     fn a_spin_catches_an_answer_sent_while_it_spins() {
@@ -156,8 +190,7 @@ mod tests {
         spin.missed();
         spin.missed();
         while spin.skip() {}
-        let caught = spin_for(&spin, Some(7));
-        assert_eq!(caught, Poll::Ready(Some(7)));
+        assert_eq!(spin_for(&spin, Some(7), SOON, None), Poll::Ready(Some(7)));
         assert_eq!(spin.backoff.load(Ordering::Relaxed), 1, "a catch resets the backoff");
     }
 
@@ -165,7 +198,20 @@ mod tests {
     fn a_spin_ends_when_the_sender_is_dropped() {
         let spin = Spin::new(Duration::from_secs(5));
         let started = Instant::now();
-        assert_eq!(spin_for(&spin, None), Poll::Ready(None));
+        assert_eq!(spin_for(&spin, None, SOON, None), Poll::Ready(None));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "it spun on: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_spin_ends_at_the_deadline() {
+        let spin = Spin::new(Duration::from_secs(5));
+        let started = Instant::now();
+        let caught = spin_for(&spin, Some(7), Duration::from_millis(300), Some(SOON));
+        assert_eq!(caught, Poll::Pending, "the answer came after the deadline");
         assert!(
             started.elapsed() < Duration::from_secs(4),
             "it spun on: {:?}",
@@ -175,6 +221,34 @@ mod tests {
 
     #[test]
     fn a_zero_budget_never_spins() {
-        assert_eq!(spin_for(&Spin::new(Duration::ZERO), Some(7)), Poll::Pending);
+        assert_eq!(spin_for(&Spin::new(Duration::ZERO), Some(7), SOON, None), Poll::Pending);
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_poll_that_sent_does_not_spin_but_asks_for_another() {
+        let spin = Spin::new(Duration::from_secs(5));
+        let counter = std::sync::Arc::new(Wakes::default());
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&counter));
+        let (_sender, mut receiver) = oneshot::channel::<u32>();
+        let started = Instant::now();
+        let polled = multi_thread_runtime()
+            .block_on(async { spin.poll(&mut receiver, &mut Context::from_waker(&waker), true, None) });
+        assert_eq!(polled, Poll::Pending);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "it spun: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "it asks to be polled again");
     }
 }

@@ -427,6 +427,11 @@ impl Submitter {
         (room >= self.chunk && self.in_flight_bytes < WINDOW_BYTES).then_some(room)
     }
 
+    /// When the call's deadline passes, once its timer runs.
+    pub(crate) fn deadline(&self) -> Option<std::time::Instant> {
+        self.timer.as_ref().map(|timer| timer.deadline().into_std())
+    }
+
     /// `Ready` with `Error::Timeout` once the call's deadline passed.
     pub(crate) fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
         if let Some(deadline) = self.deadline.take() {
