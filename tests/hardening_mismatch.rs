@@ -51,6 +51,7 @@ mod wire {
         pub(crate) abort_on_parent_exit: bool,
         pub(crate) max_frame: usize,
         pub(crate) slots: Option<u32>,
+        pub(crate) idle_spin: std::time::Duration,
     }
 
     #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -202,6 +203,7 @@ impl FakeParent {
                 abort_on_parent_exit: false,
                 max_frame: 1 << 20,
                 slots: Some(16),
+                idle_spin: std::time::Duration::ZERO,
             },
         });
         self.recv()

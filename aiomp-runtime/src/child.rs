@@ -27,6 +27,7 @@ use crate::buffers::Buffers;
 use crate::chunk::{ArgsReader, Encoded, ResultsWriter};
 use crate::codec::{self, DEFAULT_MAX_FRAME};
 use crate::error::{RemoteError, RemoteErrorKind};
+use crate::idle_spin;
 use crate::launch::{TOKEN_BYTES, Token, WORKER_ENV, parse_token, serve_fork_requests};
 use crate::panic::{self, PanicReport};
 use crate::protocol::{CodecAction, Hello, Outcome, Reply, Request, RuntimeFlavor, Settings, Task, TaskError, Welcome};
@@ -251,6 +252,7 @@ pub(crate) fn serve(
             Err(e) => die(EXIT_HANDSHAKE, &format!("could not build the worker runtime: {e}")),
         },
     };
+    idle_spin::arm(stream.as_raw_fd(), hello.settings.idle_spin);
     let code = runtime.block_on(Serve::new(registry, hello.settings).run(stream, ready_at_once));
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -296,7 +298,10 @@ fn constant_time_eq(a: &Token, b: &Token) -> bool {
 
 fn build_runtime(flavor: RuntimeFlavor) -> std::io::Result<tokio::runtime::Runtime> {
     match flavor {
-        RuntimeFlavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        RuntimeFlavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .on_thread_park(idle_spin::before_park)
+            .enable_all()
+            .build(),
         RuntimeFlavor::MultiThread(threads) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .enable_all()

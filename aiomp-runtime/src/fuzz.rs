@@ -172,9 +172,19 @@ fn hello() -> impl Strategy<Value = Hello> {
         any::<bool>(),
         any::<usize>(),
         proptest::option::of(any::<u32>()),
+        any::<u64>(),
     )
         .prop_map(
-            |(fingerprint, runtime, initializer, exception_handler, abort_on_parent_exit, max_frame, slots)| Hello {
+            |(
+                fingerprint,
+                runtime,
+                initializer,
+                exception_handler,
+                abort_on_parent_exit,
+                max_frame,
+                slots,
+                idle_spin,
+            )| Hello {
                 fingerprint,
                 settings: Settings {
                     runtime,
@@ -183,6 +193,7 @@ fn hello() -> impl Strategy<Value = Hello> {
                     abort_on_parent_exit,
                     max_frame,
                     slots,
+                    idle_spin: std::time::Duration::from_nanos(idle_spin),
                 },
             },
         )

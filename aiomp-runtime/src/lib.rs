@@ -3,6 +3,7 @@
 //!
 //! Depend on `aiomp`, not on this crate: its API is re-exported and documented there.
 
+mod backoff;
 mod buffer;
 mod buffers;
 mod child;
@@ -13,6 +14,7 @@ mod error;
 mod exit;
 #[cfg(test)]
 mod fuzz;
+mod idle_spin;
 mod json;
 mod launch;
 mod link;

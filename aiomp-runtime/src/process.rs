@@ -142,6 +142,8 @@ impl Handle {
                 abort_on_parent_exit: self.daemon,
                 max_frame: DEFAULT_MAX_FRAME,
                 slots: None,
+                // One call: nothing follows it.
+                idle_spin: Duration::ZERO,
             },
             start_timeout: START_TIMEOUT,
             on_complete: None,

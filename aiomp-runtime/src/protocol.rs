@@ -4,6 +4,8 @@
 //! [`Welcome`]. After that the parent sends [`Request`]s and the child sends
 //! [`Reply`]s. Every message is one frame (see [`codec`](crate::codec)).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::RemoteError;
@@ -37,6 +39,9 @@ pub(crate) struct Settings {
     /// worker, in order, and starts the moment enough are free. `None`: every
     /// task starts as it arrives.
     pub(crate) slots: Option<u32>,
+    /// How long the worker watches its channel before its runtime sleeps
+    /// (see [`crate::idle_spin`]); zero never.
+    pub(crate) idle_spin: Duration,
 }
 
 /// The worker's runtime.

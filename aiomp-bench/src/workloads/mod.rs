@@ -53,9 +53,9 @@ pub struct PoolConfig {
     pub max_tasks_per_child: u64,
     /// How workers start.
     pub method: StartMethod,
-    /// How long a call awaited in `block_on` spins for its answer (`None`:
-    /// aiomp's default).
-    pub block_on_spin: Option<Duration>,
+    /// Whether callers and workers spin briefly before they sleep (aiomp's
+    /// default); `false` sets `block_on_spin` and `worker_spin` to zero.
+    pub spin: bool,
 }
 
 impl PoolConfig {
@@ -67,7 +67,7 @@ impl PoolConfig {
             prefetch: 0,
             max_tasks_per_child: 0,
             method: StartMethod::Spawn,
-            block_on_spin: None,
+            spin: true,
         }
     }
 
@@ -79,12 +79,15 @@ impl PoolConfig {
             .prefetch(self.prefetch)
             .max_tasks_per_child(self.max_tasks_per_child)
             .start_method(self.method);
-        match self.block_on_spin {
-            Some(spin) => builder.block_on_spin(spin),
-            None => builder,
+        if self.spin {
+            builder.build().await
+        } else {
+            builder
+                .block_on_spin(Duration::ZERO)
+                .worker_spin(Duration::ZERO)
+                .build()
+                .await
         }
-        .build()
-        .await
     }
 
     /// The configuration as the report shows it.
@@ -101,8 +104,8 @@ impl PoolConfig {
         if self.max_tasks_per_child > 0 {
             let _ = write!(text, ", max_tasks_per_child({})", self.max_tasks_per_child);
         }
-        if let Some(spin) = self.block_on_spin {
-            let _ = write!(text, ", block_on_spin({spin:?})");
+        if !self.spin {
+            text.push_str(", block_on_spin(0), worker_spin(0)");
         }
         text
     }

@@ -11,7 +11,8 @@ use crate::stats;
 use crate::suite::{Context, deadline};
 use crate::workloads::{PoolConfig, measure, shut_down};
 
-/// The variant of the row whose pool never spins for an answer.
+/// The variant of the row whose pool never spins: neither its caller for an
+/// answer nor its workers for a call.
 pub const NO_SPIN: &str = "multi-thread parent, no spin";
 
 /// Runs W2 on every system.
@@ -19,10 +20,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
     let calls = context.scale.w2_calls;
     let limit = deadline(context, Duration::from_secs(120));
     let config = PoolConfig::new(2, 16);
-    let no_spin = PoolConfig {
-        block_on_spin: Some(Duration::ZERO),
-        ..config
-    };
+    let no_spin = PoolConfig { spin: false, ..config };
     let base = format!("{calls} calls, one at a time");
     let mut rows = vec![
         Row::new(
@@ -37,7 +35,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
             System::Aiomp,
             Some(NO_SPIN),
             format!(
-                "{base}, {}, the parent on tokio's default runtime, parking at once for each answer",
+                "{base}, {}, the parent on tokio's default runtime, the parent and the workers sleeping at once when idle",
                 no_spin.describe()
             ),
             measure(limit, aiomp_applies(no_spin, calls)).await,

@@ -43,6 +43,10 @@ impl From<WorkerRuntime> for RuntimeFlavor {
 /// configured with [`PoolBuilder::block_on_spin`].
 const DEFAULT_BLOCK_ON_SPIN: Duration = Duration::from_micros(150);
 
+/// How long a worker watches its channel before it sleeps, unless configured
+/// with [`PoolBuilder::worker_spin`].
+const DEFAULT_WORKER_SPIN: Duration = Duration::from_micros(50);
+
 /// Configures and builds a [`Pool`]. Made by [`Pool::builder`].
 ///
 /// Every setting has a default; settings that cannot work are reported by
@@ -83,6 +87,7 @@ pub struct PoolBuilder {
     pub(crate) start_timeout: Duration,
     pub(crate) max_frame: usize,
     pub(crate) block_on_spin: Duration,
+    pub(crate) worker_spin: Duration,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -115,6 +120,7 @@ impl Default for PoolBuilder {
             start_timeout: Duration::from_secs(60),
             max_frame: DEFAULT_MAX_FRAME,
             block_on_spin: DEFAULT_BLOCK_ON_SPIN,
+            worker_spin: DEFAULT_WORKER_SPIN,
         }
     }
 }
@@ -282,6 +288,28 @@ impl PoolBuilder {
     ///   `Duration::ZERO`.
     pub fn block_on_spin(mut self, spin: Duration) -> Self {
         self.block_on_spin = spin;
+        self
+    }
+
+    /// How long a worker that has nothing to run watches its channel for
+    /// the next call before it sleeps (default 50 µs); `Duration::ZERO`
+    /// never watches.
+    ///
+    /// A sleeping worker is woken by the parent's next call, and on an idle
+    /// core that wake-up costs about as much as the rest of the round trip;
+    /// a call that arrives during the watch is read at once. The watch
+    /// calls `sched_yield` on each turn, so a thread waiting for that CPU
+    /// runs first, but it is CPU time all the same; meanwhile the worker's
+    /// own timers and sockets wait, at most this long.
+    ///
+    /// Watches that miss back off: after each miss, twice as many parks do
+    /// not watch, up to 64, and one that catches a call resets that. A pool
+    /// whose calls come seldom spends a watch on one park in 64, and an
+    /// idle pool none. Only workers on a
+    /// [`CurrentThread`](WorkerRuntime::CurrentThread) runtime (the
+    /// default) watch.
+    pub fn worker_spin(mut self, spin: Duration) -> Self {
+        self.worker_spin = spin;
         self
     }
 

@@ -15,10 +15,9 @@
 //! deadline. Meanwhile the other futures of the same `block_on` wait, at
 //! most the budget.
 //!
-//! Spins that miss back off: after each, the next waits do not spin, twice as
-//! many each time up to [`MAX_SKIPPED`], so calls that take milliseconds
-//! spend one spin every 64 waits. A spin that catches its answer resets it.
-//! The backoff is the pool's, shared by all its callers.
+//! Spins that miss back off (see [`crate::backoff`]), so calls that take
+//! milliseconds spend one spin every 64 waits. The backoff is the pool's,
+//! shared by all its callers.
 //!
 //! Nothing spins inside a task (it would hold a runtime thread), or on a
 //! current-thread runtime, whose only thread is the one that reads answers.
@@ -26,33 +25,27 @@
 //! runtime from `block_on`: those spin too.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
-/// The most waits in a row that skip spinning after a spin missed.
-const MAX_SKIPPED: u32 = 64;
+use crate::backoff::SpinBackoff;
 
 /// A pool's spin policy, shared by all its calls.
 #[derive(Debug)]
 pub(crate) struct Spin {
     /// The longest spin; zero never spins.
     budget: Duration,
-    /// Waits still to skip spinning.
-    skipping: AtomicU32,
-    /// How many waits the next miss makes skip.
-    backoff: AtomicU32,
+    backoff: SpinBackoff,
 }
 
 impl Spin {
     pub(crate) fn new(budget: Duration) -> Spin {
         Spin {
             budget,
-            skipping: AtomicU32::new(0),
-            backoff: AtomicU32::new(1),
+            backoff: SpinBackoff::new(),
         }
     }
 
@@ -76,12 +69,12 @@ impl Spin {
         }
         if sent {
             // Futures joined beside this one send their calls first.
-            if self.skipping.load(Ordering::Relaxed) == 0 {
+            if self.backoff.would_spin() {
                 cx.waker().wake_by_ref();
             }
             return Poll::Pending;
         }
-        if self.skip() {
+        if self.backoff.skip() {
             return Poll::Pending;
         }
         let start = Instant::now();
@@ -89,31 +82,18 @@ impl Spin {
         loop {
             match answer.try_recv() {
                 Ok(value) => {
-                    self.backoff.store(1, Ordering::Relaxed);
+                    self.backoff.caught();
                     return Poll::Ready(Some(value));
                 }
                 Err(oneshot::error::TryRecvError::Closed) => return Poll::Ready(None),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
             if Instant::now() >= end {
-                self.missed();
+                self.backoff.missed();
                 return Poll::Pending;
             }
             std::thread::yield_now();
         }
-    }
-
-    /// Whether this wait skips spinning, counting it if so.
-    fn skip(&self) -> bool {
-        self.skipping
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
-            .is_ok()
-    }
-
-    fn missed(&self) {
-        let backoff = self.backoff.load(Ordering::Relaxed);
-        self.skipping.store(backoff, Ordering::Relaxed);
-        self.backoff.store((backoff * 2).min(MAX_SKIPPED), Ordering::Relaxed);
     }
 }
 
@@ -127,21 +107,6 @@ fn may_spin() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn misses_back_off_doubling_up_to_the_cap() {
-        let spin = Spin::new(Duration::from_micros(1));
-        let mut skipped_runs = Vec::new();
-        for _ in 0..8 {
-            spin.missed();
-            let mut skipped = 0;
-            while spin.skip() {
-                skipped += 1;
-            }
-            skipped_runs.push(skipped);
-        }
-        assert_eq!(skipped_runs, [1, 2, 4, 8, 16, 32, 64, 64]);
-    }
 
     #[test]
     fn spins_only_in_block_on_of_a_multi_thread_runtime() {
@@ -187,11 +152,15 @@ mod tests {
     #[test]
     fn a_spin_catches_an_answer_sent_while_it_spins() {
         let spin = Spin::new(Duration::from_secs(5));
-        spin.missed();
-        spin.missed();
-        while spin.skip() {}
+        spin.backoff.missed();
+        spin.backoff.missed();
+        while spin.backoff.skip() {}
         assert_eq!(spin_for(&spin, Some(7), SOON, None), Poll::Ready(Some(7)));
-        assert_eq!(spin.backoff.load(Ordering::Relaxed), 1, "a catch resets the backoff");
+        spin.backoff.missed();
+        assert!(
+            spin.backoff.skip() && !spin.backoff.skip(),
+            "a catch resets the backoff"
+        );
     }
 
     #[test]
@@ -230,7 +199,7 @@ mod tests {
 
     impl std::task::Wake for Wakes {
         fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -249,6 +218,10 @@ mod tests {
             "it spun: {:?}",
             started.elapsed()
         );
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "it asks to be polled again");
+        assert_eq!(
+            counter.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "it asks to be polled again"
+        );
     }
 }

@@ -1,0 +1,108 @@
+//! A worker's short watch of its channel before its runtime sleeps.
+//!
+//! A worker that sent its last result and has nothing left to run would
+//! sleep in `epoll_wait`, and the parent's next call would have to wake it:
+//! on an idle vCPU, tens of µs, as much as the rest of the round trip. So
+//! just before its runtime's thread parks, the worker watches its channel
+//! for up to the pool's [`worker_spin`](crate::PoolBuilder::worker_spin),
+//! with a `sched_yield` on each turn; a call that arrives meanwhile is then
+//! read without a wake-up. Anything else that would wake the runtime (a
+//! timer, another socket) waits, at most the budget.
+//!
+//! Watches that miss back off (see [`crate::backoff`]): a worker whose
+//! calls come seldom, or whose runtime parks for its own timers and
+//! sockets, spins on one park in 64. Only a current-thread runtime watches:
+//! a multi-thread one would have each of its threads spin on one channel.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::backoff::SpinBackoff;
+
+/// The worker's channel; negative until [`arm`] is called.
+static CHANNEL: AtomicI32 = AtomicI32::new(-1);
+/// The longest watch, in µs; zero never watches.
+static BUDGET_MICROS: AtomicU64 = AtomicU64::new(0);
+static BACKOFF: SpinBackoff = SpinBackoff::new();
+
+/// From now on, each park of the runtime's thread first watches `channel`
+/// for up to `budget`. The channel stays open while the worker serves; were
+/// its number reused once it closed, a watch would only end early.
+pub(crate) fn arm(channel: RawFd, budget: Duration) {
+    BUDGET_MICROS.store(u64::try_from(budget.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    CHANNEL.store(channel, Ordering::Relaxed);
+}
+
+/// The runtime's `on_thread_park` hook: returns once the channel is
+/// readable (or closed), or the budget ran out.
+pub(crate) fn before_park() {
+    let channel = CHANNEL.load(Ordering::Relaxed);
+    let budget = Duration::from_micros(BUDGET_MICROS.load(Ordering::Relaxed));
+    if channel < 0 || budget.is_zero() || BACKOFF.skip() {
+        return;
+    }
+    if watch(channel, budget) {
+        BACKOFF.caught();
+    } else {
+        BACKOFF.missed();
+    }
+}
+
+/// Whether `channel` turned readable (or closed) within `budget`.
+fn watch(channel: RawFd, budget: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let mut polled = libc::pollfd {
+            fd: channel,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, and a zero timeout: it only looks.
+        if unsafe { libc::poll(&raw mut polled, 1, 0) } != 0 {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    #[test]
+    fn a_watch_ends_when_the_channel_turns_readable() {
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            ours.write_all(b"x").unwrap();
+            ours
+        });
+        let started = Instant::now();
+        assert!(watch(theirs.as_raw_fd(), Duration::from_secs(5)));
+        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+        drop(writer.join());
+    }
+
+    #[test]
+    fn a_watch_ends_when_the_channel_closes() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        drop(ours);
+        assert!(watch(theirs.as_raw_fd(), Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_watch_of_a_quiet_channel_runs_out() {
+        let (_ours, theirs) = UnixStream::pair().unwrap();
+        let started = Instant::now();
+        assert!(!watch(theirs.as_raw_fd(), Duration::from_millis(20)));
+        assert!(started.elapsed() >= Duration::from_millis(20));
+    }
+}

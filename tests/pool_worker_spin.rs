@@ -1,0 +1,104 @@
+//! A worker with nothing to run watches its channel for a while before it
+//! sleeps (`PoolBuilder::worker_spin`): the kernel sees it running after a
+//! call, and sleeping when the watch is off. Watches that miss back
+//! off, so calls that come seldom cost a watch on few of them.
+
+use std::time::{Duration, Instant};
+
+use aiomp::{Pool, remote};
+
+mod common;
+use common::within;
+
+#[remote]
+async fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// How process `pid` spent `span`, sampled every millisecond from the
+/// states of its threads in `/proc`: (some thread running or runnable, all
+/// asleep). A worker's runtime runs on one of its threads (under the test
+/// harness, not the main one); the others sleep.
+fn sample_process(pid: u32, span: Duration) -> (usize, usize) {
+    let started = Instant::now();
+    let (mut running, mut other) = (0, 0);
+    while started.elapsed() < span {
+        let any_running = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+            // The state follows the command name, which is in parentheses.
+            .any(|stat| stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('R'));
+        if any_running {
+            running += 1;
+        } else {
+            other += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (running, other)
+}
+
+/// CPU time the live threads of process `pid` have used (each thread's
+/// `/proc/PID/task/TID/schedstat`).
+fn cpu_time(pid: u32) -> Duration {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .map(|stat| Duration::from_nanos(stat.split_whitespace().next().unwrap().parse().unwrap()))
+        .sum()
+}
+
+/// A pool of one worker that watches for `spin`; its pid.
+async fn one_worker(spin: Duration) -> (Pool, u32) {
+    let pool = Pool::builder().processes(1).worker_spin(spin).build().await.unwrap();
+    assert_eq!(pool.apply(double, (21,)).await.unwrap(), 42);
+    let pid = pool.stats().workers[0].pid;
+    (pool, pid)
+}
+
+/// After a call, a worker with a long watch runs (it watches its channel);
+/// one with none sleeps.
+#[aiomp::test]
+async fn after_a_call_the_worker_watches_unless_told_not_to() {
+    within(async {
+        for (spin, watches) in [(Duration::from_secs(30), true), (Duration::ZERO, false)] {
+            let (pool, pid) = one_worker(spin).await;
+            pool.apply(double, (1,)).await.unwrap();
+            let (running, other) = tokio::task::spawn_blocking(move || sample_process(pid, Duration::from_millis(200)))
+                .await
+                .unwrap();
+            assert_eq!(
+                running > other,
+                watches,
+                "worker_spin({spin:?}): the worker ran {running} samples and slept {other}"
+            );
+            // A call still gets through a watch at once.
+            let started = Instant::now();
+            assert_eq!(pool.apply(double, (5,)).await.unwrap(), 10);
+            assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+            pool.close();
+            pool.join().await.unwrap();
+        }
+    })
+    .await;
+}
+
+/// Sixteen calls 80 ms apart, with a 50 ms watch: every watch misses, and
+/// after each miss the worker skips more of them. Watching after every call
+/// would take about 850 ms of the worker's CPU; backing off, about 250 ms.
+#[aiomp::test]
+async fn watches_that_miss_back_off() {
+    within(async {
+        let (pool, pid) = one_worker(Duration::from_millis(50)).await;
+        let before = cpu_time(pid);
+        for x in 0..16 {
+            assert_eq!(pool.apply(double, (x,)).await.unwrap(), x * 2);
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+        let spent = cpu_time(pid).saturating_sub(before);
+        assert!(spent < Duration::from_millis(500), "the worker used {spent:?}");
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
