@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aiomp::{Error, Pool, remote};
 
 mod common;
-use common::{count_running, within};
+use common::{count_running, sample_running, within};
 
 #[remote]
 async fn double(x: u64) -> u64 {
@@ -44,33 +44,13 @@ fn thread_cpu_time() -> Duration {
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
-/// How a thread of this process spent `span`, sampled every millisecond
-/// from its `/proc` state: (running or runnable, anything else).
-fn sample_thread(tid: libc::pid_t, span: Duration) -> (usize, usize) {
-    let path = format!("/proc/self/task/{tid}/stat");
-    let started = Instant::now();
-    let (mut running, mut other) = (0, 0);
-    while started.elapsed() < span {
-        let stat = std::fs::read_to_string(&path).unwrap();
-        // The state follows the command name, which is in parentheses.
-        let state = stat[stat.rfind(')').unwrap() + 1..].trim_start().chars().next();
-        if state == Some('R') {
-            running += 1;
-        } else {
-            other += 1;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    (running, other)
-}
-
 /// Samples this thread, from another one, for `span` after `delay`.
 fn watch_this_thread(delay: Duration, span: Duration) -> std::thread::JoinHandle<(usize, usize)> {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     std::thread::spawn(move || {
         std::thread::sleep(delay);
-        sample_thread(tid, span)
+        sample_running(span, || vec![format!("/proc/self/task/{tid}/stat").into()])
     })
 }
 

@@ -8,34 +8,22 @@ use std::time::{Duration, Instant};
 use aiomp::{Pool, remote};
 
 mod common;
-use common::within;
+use common::{sample_running, within};
 
 #[remote]
 async fn double(x: u64) -> u64 {
     x * 2
 }
 
-/// How process `pid` spent `span`, sampled every millisecond from the
-/// states of its threads in `/proc`: (some thread running or runnable, all
-/// asleep). A worker's runtime runs on one of its threads (under the test
-/// harness, not the main one); the others sleep.
+/// How process `pid` spent `span`: (samples with one of its threads
+/// running or runnable, samples with all asleep). A worker's runtime runs on
+/// one of its threads (under the test harness, not the main one).
 fn sample_process(pid: u32, span: Duration) -> (usize, usize) {
-    let started = Instant::now();
-    let (mut running, mut other) = (0, 0);
-    while started.elapsed() < span {
-        let any_running = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
-            // The state follows the command name, which is in parentheses.
-            .any(|stat| stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('R'));
-        if any_running {
-            running += 1;
-        } else {
-            other += 1;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    (running, other)
+    sample_running(span, || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| tasks.filter_map(|task| Some(task.ok()?.path().join("stat"))).collect())
+            .unwrap_or_default()
+    })
 }
 
 /// CPU time the live threads of process `pid` have used (each thread's

@@ -54,6 +54,31 @@ pub(crate) async fn count_running(ms: u64) -> usize {
     MOST_RUNNING.load(Ordering::SeqCst)
 }
 
+/// How the threads whose `/proc/.../stat` files `stats` lists spent `span`,
+/// sampled every millisecond: (samples where one of them was running or
+/// runnable, samples where all slept).
+pub(crate) fn sample_running(span: Duration, stats: impl Fn() -> Vec<std::path::PathBuf>) -> (usize, usize) {
+    let started = Instant::now();
+    let (mut running, mut other) = (0, 0);
+    while started.elapsed() < span {
+        let any_running = stats()
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            // The state follows the command name, which is in parentheses.
+            .any(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('R'))
+            });
+        if any_running {
+            running += 1;
+        } else {
+            other += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (running, other)
+}
+
 /// Removes `path`, if it exists.
 pub(crate) fn remove_if_exists(path: &Path) {
     match std::fs::remove_file(path) {
