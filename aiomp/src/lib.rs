@@ -583,7 +583,7 @@
 //!   [`block_on_spin`](PoolBuilder::block_on_spin) (150 µs) rather than
 //!   parking and being woken. Each wake-up saved is tens of µs on a virtual
 //!   machine. Both spins call `sched_yield` on each turn and back off when
-//!   they miss. W2 measured 24–30 µs a call from a spawned task or a
+//!   they miss. W2 measured 22–30 µs a call from a spawned task or a
 //!   current-thread runtime (`#[aiomp::main(flavor = "current_thread")]`),
 //!   25–93 µs from `block_on`, and 61–106 µs with both spins off, against a
 //!   ping-pong of about 50–60 µs. Set both to `Duration::ZERO` where CPU
