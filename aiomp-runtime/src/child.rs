@@ -536,6 +536,7 @@ impl Serve {
                 slots,
             },
         );
+        idle_spin::set_busy(true);
     }
 
     /// The results of a task none of whose `calls` ran to completion.
@@ -588,6 +589,7 @@ impl Serve {
         if let Some(done) = self.running.remove(&id) {
             self.free_slots = self.free_slots.saturating_add(done.slots);
         }
+        idle_spin::set_busy(!self.running.is_empty());
         // The slots are free before the parent hears of it: what it sends
         // next, on the strength of this outcome, finds them so.
         self.start_waiting();

@@ -3,19 +3,21 @@
 //! A worker that sent its last result and has nothing left to run would
 //! sleep in `epoll_wait`, and the parent's next call would have to wake it:
 //! on an idle vCPU, tens of µs, as much as the rest of the round trip. So
-//! just before its runtime's thread parks, the worker watches its channel
-//! for up to the pool's [`worker_spin`](crate::PoolBuilder::worker_spin),
-//! with a `sched_yield` on each turn; a call that arrives meanwhile is then
-//! read without a wake-up. Anything else that would wake the runtime (a
-//! timer, another socket) waits, at most the budget.
+//! just before its runtime's thread parks with no call running, the worker
+//! watches its channel for up to the pool's
+//! [`worker_spin`](crate::PoolBuilder::worker_spin), with a `sched_yield` on
+//! each turn; a call that arrives meanwhile is then read without a wake-up.
+//! Anything else that would end the park (a timer, another socket, a wake
+//! from another thread) waits, at most the budget. While calls run, their
+//! own timers and sockets end the parks, and nothing is watched.
 //!
 //! Watches that miss back off (see [`crate::backoff`]): a worker whose
-//! calls come seldom, or whose runtime parks for its own timers and
-//! sockets, spins on one park in 64. Only a current-thread runtime watches:
-//! a multi-thread one would have each of its threads spin on one channel.
+//! calls come seldom watches on about one park in 64. Only a
+//! current-thread runtime watches: a multi-thread one would have each of
+//! its threads spin on one channel.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backoff::SpinBackoff;
@@ -25,13 +27,20 @@ static CHANNEL: AtomicI32 = AtomicI32::new(-1);
 /// The longest watch, in µs; zero never watches.
 static BUDGET_MICROS: AtomicU64 = AtomicU64::new(0);
 static BACKOFF: SpinBackoff = SpinBackoff::new();
+/// Whether a call is running: then nothing is watched.
+static BUSY: AtomicBool = AtomicBool::new(false);
 
 /// From now on, each park of the runtime's thread first watches `channel`
-/// for up to `budget`. The channel stays open while the worker serves; were
-/// its number reused once it closed, a watch would only end early.
+/// for up to `budget`. The channel stays open until the worker stops
+/// serving, and no park follows that.
 pub(crate) fn arm(channel: RawFd, budget: Duration) {
     BUDGET_MICROS.store(u64::try_from(budget.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     CHANNEL.store(channel, Ordering::Relaxed);
+}
+
+/// Tells the watch whether any call is running.
+pub(crate) fn set_busy(busy: bool) {
+    BUSY.store(busy, Ordering::Relaxed);
 }
 
 /// The runtime's `on_thread_park` hook: returns once the channel is
@@ -39,7 +48,7 @@ pub(crate) fn arm(channel: RawFd, budget: Duration) {
 pub(crate) fn before_park() {
     let channel = CHANNEL.load(Ordering::Relaxed);
     let budget = Duration::from_micros(BUDGET_MICROS.load(Ordering::Relaxed));
-    if channel < 0 || budget.is_zero() || BACKOFF.skip() {
+    if channel < 0 || budget.is_zero() || BUSY.load(Ordering::Relaxed) || BACKOFF.skip() {
         return;
     }
     if watch(channel, budget) {
@@ -58,8 +67,9 @@ fn watch(channel: RawFd, budget: Duration) -> bool {
             events: libc::POLLIN,
             revents: 0,
         };
+        // Readable, closed or failed: in each case the runtime has work.
         // SAFETY: one valid pollfd, and a zero timeout: it only looks.
-        if unsafe { libc::poll(&raw mut polled, 1, 0) } != 0 {
+        if unsafe { libc::poll(&raw mut polled, 1, 0) } > 0 {
             return true;
         }
         if start.elapsed() >= budget {

@@ -54,21 +54,28 @@ pub(crate) async fn count_running(ms: u64) -> usize {
     MOST_RUNNING.load(Ordering::SeqCst)
 }
 
-/// How the threads whose `/proc/.../stat` files `stats` lists spent `span`,
+/// How the threads whose `/proc/.../stat` files `stat_files` lists spent `span`,
 /// sampled every millisecond: (samples where one of them was running or
 /// runnable, samples where all slept).
-pub(crate) fn sample_running(span: Duration, stats: impl Fn() -> Vec<std::path::PathBuf>) -> (usize, usize) {
+///
+/// # Panics
+///
+/// If a sample finds none of the files, so that a wrong or dead process
+/// cannot pass for a sleeping one.
+pub(crate) fn sample_running(span: Duration, stat_files: impl Fn() -> Vec<std::path::PathBuf>) -> (usize, usize) {
     let started = Instant::now();
     let (mut running, mut other) = (0, 0);
     while started.elapsed() < span {
-        let any_running = stats()
+        let states: Vec<String> = stat_files()
             .iter()
             .filter_map(|path| std::fs::read_to_string(path).ok())
-            // The state follows the command name, which is in parentheses.
-            .any(|stat| {
-                stat.rsplit_once(')')
-                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('R'))
-            });
+            .collect();
+        assert!(!states.is_empty(), "no thread's state could be read");
+        // The state follows the command name, which is in parentheses.
+        let any_running = states.iter().any(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('R'))
+        });
         if any_running {
             running += 1;
         } else {

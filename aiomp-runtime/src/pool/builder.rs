@@ -291,21 +291,23 @@ impl PoolBuilder {
         self
     }
 
-    /// How long a worker that has nothing to run watches its channel for
+    /// How long a worker that has no call running watches its channel for
     /// the next call before it sleeps (default 50 µs); `Duration::ZERO`
     /// never watches.
     ///
     /// A sleeping worker is woken by the parent's next call, and on an idle
     /// core that wake-up costs about as much as the rest of the round trip;
     /// a call that arrives during the watch is read at once. The watch
-    /// calls `sched_yield` on each turn, so a thread waiting for that CPU
-    /// runs first, but it is CPU time all the same; meanwhile the worker's
-    /// own timers and sockets wait, at most this long.
+    /// calls `sched_yield` on each turn, a hint that lets a thread waiting
+    /// for that CPU run, but it is CPU time all the same (and counts against
+    /// a container's CPU quota). Meanwhile anything else that would wake the
+    /// worker (its initializer's timers, a thread's wake-up) waits, at most
+    /// this long. While calls run, nothing is watched.
     ///
     /// Watches that miss back off: after each miss, twice as many parks do
     /// not watch, up to 64, and one that catches a call resets that. A pool
-    /// whose calls come seldom spends a watch on one park in 64, and an
-    /// idle pool none. Only workers on a
+    /// whose calls come seldom watches on about one park in 64, and an idle
+    /// pool on none. Only workers on a
     /// [`CurrentThread`](WorkerRuntime::CurrentThread) runtime (the
     /// default) watch.
     pub fn worker_spin(mut self, spin: Duration) -> Self {
