@@ -157,16 +157,16 @@ given several chunksizes and the best is reported. aiomultiprocess and procspawn
 (a rate does not depend on N once N is large), as their configuration column says. aiomp runs \
 with `child_concurrency(4096)`: a worker holds at most that many calls, and a chunk is a quarter \
 of it.\n\
-- **W2** runs aiomp four times: on tokio's default multi-thread runtime with the calls in \
+- **W2** runs aiomp five times: on tokio's default multi-thread runtime with the calls in \
 `block_on` (what `#[tokio::main]`'s body does), where the reply is read by a runtime thread and \
 the `block_on` thread spins for it (up to 150 µs, with a `sched_yield` on each turn: \
-`block_on_spin`) rather than parking and waiting to be woken; the same with `block_on_spin(0)` and \
-`worker_spin(0)`, so that each reply wakes a parked thread and each call a sleeping worker (this \
-row shows what the spins gain and has no target); on the same runtime with the calls in a spawned \
-task, which runs on a runtime thread and crosses only when a reply wakes another; and on a \
-current-thread runtime, where no wake-up crosses a thread. The request is written by the calling \
-thread in all four, and except in the second, a worker watches its channel for up to 50 µs \
-(`worker_spin`) before it sleeps.\n\
+`block_on_spin`) rather than parking and waiting to be woken; the same with `block_on_spin(0)` \
+(this row shows what the spin gains and has no target); on the same runtime with the calls in a \
+spawned task, which runs on a runtime thread and crosses only when a reply wakes another; the \
+same with `worker_spin(50µs)`, where a worker with no call running watches its channel before it \
+sleeps, so that the next call needs no wake-up (off by default); and on a current-thread \
+runtime, where no wake-up crosses a thread. The request is written by the calling thread in all \
+five.\n\
 - **W3**'s ideal assumes sleeps of exactly 10 ms. `tokio::time::sleep` rounds every deadline up \
 to its next 1 ms tick (tokio alone, in one process, stays ~15% above the ideal), so W3 also runs \
 with a sleep that lasts 10 ms to a few µs (a timerfd per thread that fires 300 µs early, and a spin \

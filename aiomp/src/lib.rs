@@ -573,23 +573,24 @@
 //!   1024 calls, ~20 million calls/s on 2 cores).
 //! - **One call at a time.** A call whose queue is empty goes straight to a
 //!   worker with free slots, its request written by the calling thread, and
-//!   a round trip costs about what a bare socket ping-pong does, or less:
-//!   two threads avoid sleeping for what is on its way. A worker with nothing
-//!   to run watches its channel for up to
-//!   [`worker_spin`](PoolBuilder::worker_spin) (50 µs by default) before it
-//!   sleeps, so the next call does not have to wake it. And a call awaited in
-//!   `block_on` of a multi-thread runtime (the body of `#[tokio::main]`)
-//!   spins for its reply, which a runtime thread reads, for up to
-//!   [`block_on_spin`](PoolBuilder::block_on_spin) (150 µs) rather than
-//!   parking and being woken. Each wake-up saved is tens of µs on a virtual
-//!   machine. Both spins call `sched_yield` on each turn and back off when
-//!   they miss. W2 measured 22–30 µs a call from a spawned task or a
-//!   current-thread runtime (`#[aiomp::main(flavor = "current_thread")]`),
-//!   25–93 µs from `block_on`, and 61–106 µs with both spins off, against a
-//!   ping-pong of about 50–60 µs. Set both to `Duration::ZERO` where CPU
-//!   matters more than latency; set `block_on_spin` to zero where a
-//!   `LocalSet` or another executor runs futures beside the call on the
-//!   `block_on` thread.
+//!   a round trip costs about what a bare socket ping-pong does. A call
+//!   awaited in `block_on` of a multi-thread runtime (the body of
+//!   `#[tokio::main]`) spins for its reply, which a runtime thread reads,
+//!   for up to [`block_on_spin`](PoolBuilder::block_on_spin) (150 µs)
+//!   rather than parking and being woken: each wake-up is tens of µs on a
+//!   virtual machine. For sequences of short calls, one at a time, set
+//!   [`worker_spin`](PoolBuilder::worker_spin) too (50 µs): a worker with
+//!   no call running then watches its channel before it sleeps, and the
+//!   next call does not have to wake it. It is off by default, as its CPU
+//!   slowed maps of CPU-bound calls on a machine short of CPU. Both spins
+//!   call `sched_yield` on each turn and back off when they miss. W2
+//!   measured 25–93 µs a call from `block_on`, about 45 µs from a spawned
+//!   task or a current-thread runtime (`#[aiomp::main(flavor =
+//!   "current_thread")]`) and 22–30 µs with `worker_spin(50 µs)` as well,
+//!   against 61–106 µs with both spins off and a ping-pong of about 50–60
+//!   µs. Set `block_on_spin` to `Duration::ZERO` where CPU matters more than
+//!   latency, or where a `LocalSet` or another executor runs futures beside
+//!   the call on the `block_on` thread.
 //! - **Calls that complete in waves.** When a worker's calls complete
 //!   together (timers, a rate limit lifting, a batch upstream), the worker
 //!   idles while their results reach the parent and its next calls come

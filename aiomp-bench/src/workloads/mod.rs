@@ -53,9 +53,12 @@ pub struct PoolConfig {
     pub max_tasks_per_child: u64,
     /// How workers start.
     pub method: StartMethod,
-    /// Whether callers and workers spin briefly before they sleep (aiomp's
-    /// default); `false` sets `block_on_spin` and `worker_spin` to zero.
+    /// Whether `block_on` callers spin briefly for an answer before they
+    /// sleep (aiomp's default); `false` sets `block_on_spin` and
+    /// `worker_spin` to zero.
     pub spin: bool,
+    /// `worker_spin`, where not aiomp's default (none).
+    pub worker_spin: Option<Duration>,
 }
 
 impl PoolConfig {
@@ -68,6 +71,7 @@ impl PoolConfig {
             max_tasks_per_child: 0,
             method: StartMethod::Spawn,
             spin: true,
+            worker_spin: None,
         }
     }
 
@@ -79,6 +83,10 @@ impl PoolConfig {
             .prefetch(self.prefetch)
             .max_tasks_per_child(self.max_tasks_per_child)
             .start_method(self.method);
+        let builder = match self.worker_spin {
+            Some(spin) => builder.worker_spin(spin),
+            None => builder,
+        };
         if self.spin {
             builder.build().await
         } else {
@@ -103,6 +111,9 @@ impl PoolConfig {
         }
         if self.max_tasks_per_child > 0 {
             let _ = write!(text, ", max_tasks_per_child({})", self.max_tasks_per_child);
+        }
+        if let Some(spin) = self.worker_spin.filter(|_| self.spin) {
+            let _ = write!(text, ", worker_spin({spin:?})");
         }
         if !self.spin {
             text.push_str(", block_on_spin(0), worker_spin(0)");

@@ -15,12 +15,20 @@ use crate::workloads::{PoolConfig, measure, shut_down};
 /// answer nor its workers for a call.
 pub const NO_SPIN: &str = "multi-thread parent, no spin";
 
+/// The `worker_spin` of the row that shows it: about the parent's turnaround
+/// between a reply and the next call.
+const WORKER_SPIN: Duration = Duration::from_micros(50);
+
 /// Runs W2 on every system.
 pub async fn run(context: &Context) -> Vec<Row> {
     let calls = context.scale.w2_calls;
     let limit = deadline(context, Duration::from_secs(120));
     let config = PoolConfig::new(2, 16);
     let no_spin = PoolConfig { spin: false, ..config };
+    let watching = PoolConfig {
+        worker_spin: Some(WORKER_SPIN),
+        ..config
+    };
     let base = format!("{calls} calls, one at a time");
     let mut rows = vec![
         Row::new(
@@ -35,7 +43,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
             System::Aiomp,
             Some(NO_SPIN),
             format!(
-                "{base}, {}, the parent on tokio's default runtime, the parent and the workers sleeping at once when idle",
+                "{base}, {}, the parent on tokio's default runtime, sleeping at once for each answer",
                 no_spin.describe()
             ),
             measure(limit, aiomp_applies(no_spin, calls)).await,
@@ -49,6 +57,17 @@ pub async fn run(context: &Context) -> Vec<Row> {
                 config.describe()
             ),
             measure(limit, in_spawned_task(aiomp_applies(config, calls))).await,
+        ),
+        Row::new(
+            Workload::W2,
+            System::Aiomp,
+            Some("multi-thread parent, spawned task, worker_spin"),
+            format!(
+                "{base}, {}, the parent on tokio's default runtime, the calls from a spawned task, \
+                 each worker watching its channel before it sleeps",
+                watching.describe()
+            ),
+            measure(limit, in_spawned_task(aiomp_applies(watching, calls))).await,
         ),
         Row::new(
             Workload::W2,

@@ -43,10 +43,6 @@ impl From<WorkerRuntime> for RuntimeFlavor {
 /// configured with [`PoolBuilder::block_on_spin`].
 const DEFAULT_BLOCK_ON_SPIN: Duration = Duration::from_micros(150);
 
-/// How long a worker watches its channel before it sleeps, unless configured
-/// with [`PoolBuilder::worker_spin`].
-const DEFAULT_WORKER_SPIN: Duration = Duration::from_micros(50);
-
 /// Configures and builds a [`Pool`]. Made by [`Pool::builder`].
 ///
 /// Every setting has a default; settings that cannot work are reported by
@@ -120,7 +116,7 @@ impl Default for PoolBuilder {
             start_timeout: Duration::from_secs(60),
             max_frame: DEFAULT_MAX_FRAME,
             block_on_spin: DEFAULT_BLOCK_ON_SPIN,
-            worker_spin: DEFAULT_WORKER_SPIN,
+            worker_spin: Duration::ZERO,
         }
     }
 }
@@ -292,17 +288,20 @@ impl PoolBuilder {
     }
 
     /// How long a worker that has no call running watches its channel for
-    /// the next call before it sleeps (default 50 µs); `Duration::ZERO`
-    /// never watches.
+    /// the next call before it sleeps (default: it does not).
     ///
     /// A sleeping worker is woken by the parent's next call, and on an idle
     /// core that wake-up costs about as much as the rest of the round trip;
-    /// a call that arrives during the watch is read at once. The watch
-    /// calls `sched_yield` on each turn, a hint that lets a thread waiting
-    /// for that CPU run, but it is CPU time all the same (and counts against
-    /// a container's CPU quota). Meanwhile anything else that would wake the
-    /// worker (its initializer's timers, a thread's wake-up) waits, at most
-    /// this long. While calls run, nothing is watched.
+    /// a call that arrives during the watch is read at once. For sequences
+    /// of short calls, one at a time, 50 µs (about the parent's turnaround)
+    /// halves a round trip on a virtual machine. The watch calls
+    /// `sched_yield` on each turn, a hint that lets a thread waiting for
+    /// that CPU run, but it is CPU time all the same, and it counts against
+    /// a container's CPU quota: on a machine short of CPU it slowed maps of
+    /// CPU-bound calls, which is why it is off by default. Meanwhile
+    /// anything else that would wake the worker (its initializer's timers,
+    /// a thread's wake-up) waits, at most this long. While calls run,
+    /// nothing is watched.
     ///
     /// Watches that miss back off: after each miss, twice as many parks do
     /// not watch, up to 64, and one that catches a call resets that. A pool
