@@ -92,9 +92,9 @@ async fn a_map_spins_for_its_last_answer_only() {
             .build()
             .await
             .unwrap();
-        let early = watch_this_thread(Duration::from_millis(50), Duration::from_millis(350));
-        let late = watch_this_thread(Duration::from_millis(600), Duration::from_millis(100));
-        let done: Vec<()> = pool.map(nap, [250, 250, 250]).await.unwrap();
+        let early = watch_this_thread(Duration::from_millis(50), Duration::from_millis(600));
+        let late = watch_this_thread(Duration::from_millis(900), Duration::from_millis(200));
+        let done: Vec<()> = pool.map(nap, [400, 400, 400]).await.unwrap();
         assert_eq!(done.len(), 3);
         let (running, other) = early.join().unwrap();
         assert!(

@@ -1,12 +1,15 @@
-//! When a spin that keeps missing stops being tried.
+//! A short spin before sleeping, and when one that keeps missing stops
+//! being tried.
 //!
 //! A thread about to sleep may spin a short while first, for something that
 //! is likely on its way (an answer, the next call): cheaper than being woken.
-//! After a spin that missed, the next waits do not spin, twice as many each
+//! It calls `sched_yield` on each turn, so that a thread waiting for its CPU
+//! runs first. After a spin that missed, the next waits do not spin, twice as many each
 //! time up to [`MAX_SKIPPED`]; a spin that caught what it waited for resets
 //! that. So waits that are always long spend one spin in 64.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 /// The most waits in a row that skip spinning after a spin missed.
 pub(crate) const MAX_SKIPPED: u32 = 64;
@@ -40,6 +43,17 @@ impl SpinBackoff {
         self.skipping.load(Ordering::Relaxed) == 0
     }
 
+    /// [`spin_until`] `end`, counting the spin as caught or missed.
+    pub(crate) fn spin_until<T>(&self, end: Instant, check: impl FnMut() -> Option<T>) -> Option<T> {
+        let got = spin_until(end, check);
+        if got.is_some() {
+            self.caught();
+        } else {
+            self.missed();
+        }
+        got
+    }
+
     /// A spin caught what it waited for.
     pub(crate) fn caught(&self) {
         self.backoff.store(1, Ordering::Relaxed);
@@ -50,6 +64,20 @@ impl SpinBackoff {
         let backoff = self.backoff.load(Ordering::Relaxed);
         self.skipping.store(backoff, Ordering::Relaxed);
         self.backoff.store((backoff * 2).min(MAX_SKIPPED), Ordering::Relaxed);
+    }
+}
+
+/// Calls `check` until it gives a value or `end` passes, with a
+/// `sched_yield` between calls.
+pub(crate) fn spin_until<T>(end: Instant, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::yield_now();
     }
 }
 

@@ -51,32 +51,19 @@ pub(crate) fn before_park() {
     if channel < 0 || budget.is_zero() || BUSY.load(Ordering::Relaxed) || BACKOFF.skip() {
         return;
     }
-    if watch(channel, budget) {
-        BACKOFF.caught();
-    } else {
-        BACKOFF.missed();
-    }
+    BACKOFF.spin_until(Instant::now() + budget, || ready(channel).then_some(()));
 }
 
-/// Whether `channel` turned readable (or closed) within `budget`.
-fn watch(channel: RawFd, budget: Duration) -> bool {
-    let start = Instant::now();
-    loop {
-        let mut polled = libc::pollfd {
-            fd: channel,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // Readable, closed or failed: in each case the runtime has work.
-        // SAFETY: one valid pollfd, and a zero timeout: it only looks.
-        if unsafe { libc::poll(&raw mut polled, 1, 0) } > 0 {
-            return true;
-        }
-        if start.elapsed() >= budget {
-            return false;
-        }
-        std::thread::yield_now();
-    }
+/// Whether `channel` is readable, closed or failed: in each case the
+/// runtime has work.
+fn ready(channel: RawFd) -> bool {
+    let mut polled = libc::pollfd {
+        fd: channel,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and a zero timeout: it only looks.
+    unsafe { libc::poll(&raw mut polled, 1, 0) > 0 }
 }
 
 #[cfg(test)]
@@ -86,6 +73,12 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     use super::*;
+    use crate::backoff::spin_until;
+
+    /// Whether `channel` turned ready within `budget`, as a park watches it.
+    fn watch(channel: RawFd, budget: Duration) -> bool {
+        spin_until(Instant::now() + budget, || ready(channel).then_some(())).is_some()
+    }
 
     #[test]
     fn a_watch_ends_when_the_channel_turns_readable() {

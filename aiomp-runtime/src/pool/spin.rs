@@ -77,23 +77,14 @@ impl Spin {
         if self.backoff.skip() {
             return Poll::Pending;
         }
-        let start = Instant::now();
-        let end = deadline.map_or(start + self.budget, |deadline| deadline.min(start + self.budget));
-        loop {
-            match answer.try_recv() {
-                Ok(value) => {
-                    self.backoff.caught();
-                    return Poll::Ready(Some(value));
-                }
-                Err(oneshot::error::TryRecvError::Closed) => return Poll::Ready(None),
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
-            if Instant::now() >= end {
-                self.backoff.missed();
-                return Poll::Pending;
-            }
-            std::thread::yield_now();
-        }
+        let limit = Instant::now() + self.budget;
+        let end = deadline.map_or(limit, |deadline| deadline.min(limit));
+        let received = self.backoff.spin_until(end, || match answer.try_recv() {
+            Ok(value) => Some(Some(value)),
+            Err(oneshot::error::TryRecvError::Closed) => Some(None),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+        });
+        received.map_or(Poll::Pending, Poll::Ready)
     }
 }
 
