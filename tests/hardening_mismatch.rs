@@ -81,6 +81,7 @@ mod wire {
         pub(crate) concurrency: u32,
         pub(crate) slots: u32,
         pub(crate) args_len: u32,
+        pub(crate) standby: bool,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,10 +93,12 @@ mod wire {
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[allow(dead_code)] // mirrored for the layout; Started is not asked for here
     pub(crate) enum Reply {
         Ready,
         InitFailed(aiomp::RemoteError),
         Outcomes(Vec<Outcome>),
+        Started(u64),
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +228,7 @@ impl FakeParent {
             concurrency: 1,
             slots: 1,
             args_len: u32::try_from(payload.len()).unwrap(),
+            standby: false,
         };
         self.send_with_payload(&Request::Tasks(vec![task]), &payload);
         let (Reply::Outcomes(outcomes), results) = self.recv_with_payload() else {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::buffer;
@@ -316,6 +316,8 @@ type Finished = (u64, ResultsWriter);
 enum Outgoing {
     Reply(Reply),
     Outcome(Outcome, Vec<Bytes>),
+    /// A task on standby is about to start: told once it is written out.
+    Started(u64, oneshot::Sender<()>),
 }
 
 /// A running task.
@@ -347,6 +349,8 @@ struct Serve {
     any_failed: bool,
     /// Result buffers, back from the writer once written out.
     buffers: Arc<Buffers>,
+    /// The writer's queue, while tasks may start.
+    replies: Option<mpsc::UnboundedSender<Outgoing>>,
 }
 
 impl Serve {
@@ -363,6 +367,7 @@ impl Serve {
             free_slots,
             any_failed: false,
             buffers: Arc::default(),
+            replies: None,
         }
     }
 
@@ -389,6 +394,7 @@ impl Serve {
         if !announced_ready {
             let _ = replies.send(Outgoing::Reply(Reply::Ready));
         }
+        self.replies = Some(replies.clone());
 
         let mut draining = false;
         let mut parent_gone = false;
@@ -433,6 +439,7 @@ impl Serve {
             }
         }
         drop(replies);
+        self.replies = None;
         let _ = writer.await;
         i32::from(self.any_failed)
     }
@@ -520,9 +527,21 @@ impl Serve {
         let concurrency = (task.concurrency as usize).max(1);
         // Most results are about as long as their arguments: one reservation up front.
         let results = ResultsWriter::into_buffer(self.buffers.take(args.len() + calls * 16));
-        let handle = self
-            .tasks
-            .spawn(async move { (id, ChunkRun::new(call, args, concurrency, results).await) });
+        let announced = task.standby.then(|| self.announce(id));
+        let pid = self.pid;
+        let handle = self.tasks.spawn(async move {
+            // The parent hears that a task on standby started before it does:
+            // were the worker to die first, it would send the task elsewhere.
+            if let Some(announced) = announced
+                && announced.await.is_err()
+            {
+                // A chunk never holds more than u32::MAX calls.
+                #[allow(clippy::cast_possible_truncation)]
+                let results = cancelled_results(pid, calls as u32, "its start could not be told to the parent");
+                return (id, results);
+            }
+            (id, ChunkRun::new(call, args, concurrency, results).await)
+        });
         self.by_task.insert(handle.id(), id);
         let slots = task.slots as usize;
         self.free_slots = self.free_slots.saturating_sub(slots);
@@ -541,19 +560,17 @@ impl Serve {
 
     /// The results of a task none of whose `calls` ran to completion.
     fn cancelled(&self, calls: u32, message: &str) -> ResultsWriter {
-        let error = TaskError::Remote(RemoteError {
-            kind: RemoteErrorKind::Cancelled,
-            message: message.to_owned(),
-            location: None,
-            function: String::new(),
-            pid: self.pid,
-            backtrace: None,
-        });
-        let mut results = ResultsWriter::default();
-        for index in 0..calls {
-            results.push_failed(index, &error);
+        cancelled_results(self.pid, calls, message)
+    }
+
+    /// Asks the writer to tell the parent that task `id` starts: the
+    /// receiver hears once it is written out, or that it never will be.
+    fn announce(&self, id: u64) -> oneshot::Receiver<()> {
+        let (written, announced) = oneshot::channel();
+        if let Some(replies) = &self.replies {
+            let _ = replies.send(Outgoing::Started(id, written));
         }
-        results
+        announced
     }
 
     /// The outcome of task `id`, and its results to follow it.
@@ -595,6 +612,23 @@ impl Serve {
         self.start_waiting();
         self.outcome(id, results)
     }
+}
+
+/// The results of a task of `calls` calls, none of which ran to completion.
+fn cancelled_results(pid: u32, calls: u32, message: &str) -> ResultsWriter {
+    let error = TaskError::Remote(RemoteError {
+        kind: RemoteErrorKind::Cancelled,
+        message: message.to_owned(),
+        location: None,
+        function: String::new(),
+        pid,
+        backtrace: None,
+    });
+    let mut results = ResultsWriter::default();
+    for index in 0..calls {
+        results.push_failed(index, &error);
+    }
+    results
 }
 
 /// What every call of one task shares.
@@ -867,6 +901,7 @@ const FRAME_OVERHEAD: usize = 1024;
 async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
     let limit = max_frame.saturating_sub(FRAME_OVERHEAD);
     let mut batch = Vec::new();
+    let mut announced = Vec::new();
     while outbox.recv_many(&mut batch, 1024).await > 0 {
         let mut outcomes = Vec::new();
         let mut payload = Vec::new();
@@ -889,6 +924,10 @@ async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mp
                     fed
                 }
                 Outgoing::Reply(reply) => writer.feed(&reply),
+                Outgoing::Started(id, written) => {
+                    announced.push(written);
+                    writer.feed(&Reply::Started(id))
+                }
             };
             if fed.is_err() {
                 return;
@@ -899,6 +938,9 @@ async fn write_replies(mut writer: FrameWriter, max_frame: usize, mut outbox: mp
         }
         if writer.flush().await.is_err() {
             return;
+        }
+        for written in announced.drain(..) {
+            let _ = written.send(());
         }
     }
 }

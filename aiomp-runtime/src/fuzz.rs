@@ -213,15 +213,22 @@ fn welcome() -> impl Strategy<Value = Welcome> {
 }
 
 fn request() -> impl Strategy<Value = Request> {
-    let task = (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-        |(id, function, concurrency, slots, args_len)| Task {
+    let task = (
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<bool>(),
+    )
+        .prop_map(|(id, function, concurrency, slots, args_len, standby)| Task {
             id,
             function,
             concurrency,
             slots,
             args_len,
-        },
-    );
+            standby,
+        });
     prop_oneof![
         vec(task, 0..6).prop_map(Request::Tasks),
         vec(any::<u64>(), 0..6).prop_map(Request::Cancel),
@@ -279,6 +286,7 @@ fn reply() -> impl Strategy<Value = Reply> {
         Just(Reply::Ready),
         remote_error().prop_map(Reply::InitFailed),
         vec(outcome, 0..6).prop_map(Reply::Outcomes),
+        any::<u64>().prop_map(Reply::Started),
     ]
 }
 

@@ -4,7 +4,9 @@
 //! A reader task completes each task's oneshot as its outcome arrives. When
 //! the channel ends (EOF, a broken or malformed frame) it waits for the child
 //! to exit and fails exactly the tasks still in flight, with the worker's
-//! exit status.
+//! exit status; but after a clean EOF, tasks sent on standby that the worker
+//! never said it started are left to be queued again
+//! ([`Link::take_unstarted`]).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -85,6 +87,8 @@ pub(crate) struct Job {
     pub(crate) slots: usize,
     /// How many of its calls may run at once.
     pub(crate) concurrency: u32,
+    /// Whether its calls are a plain `fn`'s, which hold a runtime thread.
+    pub(crate) blocking: bool,
     pub(crate) function: FunctionIndex,
     /// The calls' arguments, laid out as [`chunk`](crate::chunk) describes,
     /// in pieces to be written one after the other.
@@ -117,6 +121,41 @@ struct Pending {
     reply: oneshot::Sender<Answer>,
     /// The worker slots it occupies, freed when it completes.
     _slots: Option<OwnedSemaphorePermit>,
+    /// A task sent on standby, until the worker says it started: what it
+    /// takes to send it again.
+    unstarted: Option<Unstarted>,
+}
+
+/// A task on standby that its worker has not started, less its IDs and reply.
+#[derive(Debug)]
+struct Unstarted {
+    slots: usize,
+    concurrency: u32,
+    blocking: bool,
+    function: FunctionIndex,
+    args: Vec<Bytes>,
+}
+
+impl Pending {
+    /// The job again, if its worker never started it.
+    fn into_unstarted_job(self) -> Option<Job> {
+        let Unstarted {
+            slots,
+            concurrency,
+            blocking,
+            function,
+            args,
+        } = self.unstarted?;
+        Some(Job {
+            ids: self.ids,
+            slots,
+            concurrency,
+            blocking,
+            function,
+            args,
+            reply: self.reply,
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +163,9 @@ struct InFlight {
     tasks: HashMap<u64, Pending>,
     /// Set once the link has failed what it held: nothing more may enter.
     closed: bool,
+    /// Tasks on standby that the worker never started, left when it ended
+    /// for the pool to send elsewhere.
+    unstarted: Vec<Job>,
 }
 
 /// Called with the IDs of each task's calls as it completes (the pool's scheduler).
@@ -202,7 +244,7 @@ impl Link {
         transport::push_frame(&mut bytes, &hello, &[], codec::DEFAULT_MAX_FRAME).map_err(unencodable)?;
         let only = only.filter(|job| job.args_len() <= GREETING_ARGS_MAX);
         if let Some(job) = only {
-            let (task, args) = task_of(job);
+            let (task, args) = task_of(job, false);
             transport::push_frame(&mut bytes, &Request::Tasks(vec![task]), &args, max_frame)
                 .and_then(|()| transport::push_frame(&mut bytes, &Request::Drain, &[], max_frame))
                 .map_err(unencodable)?;
@@ -227,7 +269,7 @@ impl Link {
         let child = launched.child;
         let mut preface = Vec::new();
         if let Some(job) = only.as_ref().filter(|_| !only_greeted) {
-            let (task, args) = task_of(job);
+            let (task, args) = task_of(job, false);
             preface.push((Request::Tasks(vec![task]), args));
             preface.push((Request::Drain, Vec::new()));
         }
@@ -279,6 +321,7 @@ impl Link {
                     ids: job.ids,
                     reply: job.reply,
                     _slots: None,
+                    unstarted: None,
                 },
             );
         }
@@ -325,15 +368,26 @@ impl Link {
             if job.reply.is_closed() {
                 continue;
             }
-            let (task, args) = task_of(&job);
+            // A plain fn's job sent to a busy worker may wait there: it goes
+            // on standby, so that the worker's death does not fail it unstarted.
+            let standby = job.blocking && !in_flight.tasks.is_empty();
+            let (task, args) = task_of(&job, standby);
             tasks.push(task);
             payload.extend(args);
+            let unstarted = standby.then(|| Unstarted {
+                slots: job.slots,
+                concurrency: job.concurrency,
+                blocking: job.blocking,
+                function: job.function,
+                args: job.args,
+            });
             in_flight.tasks.insert(
                 job.ids.start,
                 Pending {
                     ids: job.ids,
                     reply: job.reply,
                     _slots: slot,
+                    unstarted,
                 },
             );
         }
@@ -371,6 +425,12 @@ impl Link {
         }
     }
 
+    /// The tasks on standby that the ended worker never started, to be sent
+    /// again; they are in no one's hands until then.
+    pub(crate) fn take_unstarted(&self) -> Vec<Job> {
+        std::mem::take(&mut crate::lock(&self.in_flight).unstarted)
+    }
+
     /// Asks the worker to finish what it holds and exit.
     pub(crate) fn drain(&self) {
         // Under the lock, so that no task dispatched before it can follow it.
@@ -384,9 +444,9 @@ async fn wait_ready(reader: &mut FrameReader, child: &OsChild, deadline: Duratio
     let answer = |reply: Result<Reply, ChannelError>, status: Option<ExitStatus>| match reply {
         Ok(Reply::Ready) => Ok(()),
         Ok(Reply::InitFailed(remote)) => Err(Error::Remote(Box::new(remote))),
-        Ok(Reply::Outcomes(_)) => Err(Error::Transport {
+        Ok(Reply::Outcomes(_) | Reply::Started(_)) => Err(Error::Transport {
             pid,
-            reason: "outcomes before the worker was ready".into(),
+            reason: "task replies before the worker was ready".into(),
         }),
         Err(ChannelError::Closed) => Err(ended_while_starting(pid, status.unwrap_or(ExitStatus::Unknown))),
         Err(other) => Err(Error::Transport {
@@ -463,6 +523,11 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
                     let _ = pending.reply.send(Ok(Results { pid, bytes }));
                 }
             }
+            Ok((Reply::Started(id), payload)) if payload.is_empty() => {
+                if let Some(pending) = crate::lock(&in_flight).tasks.get_mut(&id) {
+                    pending.unstarted = None;
+                }
+            }
             Ok((other, _)) => break Some(format!("unexpected message after the handshake: {other:?}")),
             Err(ChannelError::Closed) => break None,
             Err(error) => break Some(error.to_string()),
@@ -479,14 +544,23 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
             child.wait().await
         }
     };
+    // Tasks on standby that never started go back to the pool, unless the
+    // channel failed (what followed the failure went unread) or the pool is
+    // stopping.
+    let resend = failure.is_none() && !terminating.load(Ordering::SeqCst);
     let lost = {
         let mut in_flight = crate::lock(&in_flight);
         in_flight.closed = true;
-        std::mem::take(&mut in_flight.tasks)
+        let (unstarted, lost): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut in_flight.tasks)
+            .into_values()
+            .partition(|pending| resend && pending.unstarted.is_some());
+        let unstarted = unstarted.into_iter().filter_map(Pending::into_unstarted_job);
+        in_flight.unstarted.extend(unstarted);
+        lost
     };
-    let count: u64 = lost.values().map(|pending| pending.ids.end - pending.ids.start).sum();
+    let count: u64 = lost.iter().map(|pending| pending.ids.end - pending.ids.start).sum();
     counters.failed.fetch_add(count, Ordering::Relaxed);
-    for pending in lost.into_values() {
+    for pending in lost {
         if let Some(on_complete) = &on_complete {
             on_complete(pending.ids.clone());
         }
@@ -512,7 +586,7 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
 }
 
 /// A job's task message, and its argument buffer to follow it.
-fn task_of(job: &Job) -> (Task, Vec<Bytes>) {
+fn task_of(job: &Job, standby: bool) -> (Task, Vec<Bytes>) {
     // The submitter keeps every buffer under the frame limit, far under 4 GiB.
     #[allow(clippy::cast_possible_truncation)]
     let task = Task {
@@ -521,6 +595,7 @@ fn task_of(job: &Job) -> (Task, Vec<Bytes>) {
         concurrency: job.concurrency,
         slots: job.slots.min(u32::MAX as usize) as u32,
         args_len: job.args_len() as u32,
+        standby,
     };
     (task, job.args.clone())
 }

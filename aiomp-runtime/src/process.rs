@@ -156,6 +156,7 @@ impl Handle {
             ids: 0..1,
             slots: 1,
             concurrency: 1,
+            blocking: false,
             function: target.function,
             args: target.args.clone(),
             reply,

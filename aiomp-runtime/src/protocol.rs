@@ -88,6 +88,10 @@ pub(crate) struct Task {
     pub(crate) slots: u32,
     /// The length of its argument buffer.
     pub(crate) args_len: u32,
+    /// Sent while the worker was busy, so that it may wait there: the worker
+    /// says [`Reply::Started`] before it starts it, and a worker that dies
+    /// before then leaves it to the parent to send elsewhere.
+    pub(crate) standby: bool,
 }
 
 /// Parent to worker, after the handshake.
@@ -111,6 +115,9 @@ pub(crate) enum Reply {
     /// Tasks that completed, in the order they completed; their result
     /// buffers follow, in order.
     Outcomes(Vec<Outcome>),
+    /// A task sent on [`standby`](Task::standby) is about to start: written
+    /// out before it does.
+    Started(u64),
 }
 
 /// How one task ended. Its result buffer (a result per call, see

@@ -107,7 +107,8 @@
 //! on its worker's thread from start to finish, which is right for CPU-bound
 //! work. The pool knows the difference: it counts a plain `fn` call as
 //! taking a whole runtime thread, so a worker is given only the CPU-bound
-//! calls it can run at once, and they spread evenly over the workers.
+//! calls it can run at once (and, while many wait, the next one on standby),
+//! and they spread evenly over the workers.
 //!
 //! ```
 //! use aiomp::remote;
@@ -555,9 +556,14 @@
 //!   `child_concurrency` before `processes`.
 //! - **CPU-bound work.** Use a plain `fn` and `processes` = cores. A
 //!   current-thread worker runs one plain `fn` at a time, and the pool gives
-//!   it only that one: the other calls wait in the shared queue until a
-//!   worker is free, whatever `child_concurrency` is. CPU-heavy code inside
-//!   an `async fn` gets no such care: it blocks its worker's other tasks.
+//!   it only that one, whatever `child_concurrency` is, and one more on
+//!   standby while the shared queue holds at least two calls per worker: the
+//!   worker starts that one the moment the running one returns, without
+//!   waiting a round trip for the parent, and the last calls of a map still
+//!   go to whichever worker is free first. A worker that dies hands back the
+//!   call it had on standby, unstarted, to run elsewhere. CPU-heavy code
+//!   inside an `async fn` gets no such care: it blocks its worker's other
+//!   tasks.
 //! - **Queues.** All workers of a queue take tasks from it, so the load on
 //!   each queue is throughput ÷ `queue_count`. One queue is enough for most
 //!   pools (the W1 benchmark passes ~20 million trivial calls/s through one

@@ -20,7 +20,8 @@ pub enum WorkerRuntime {
     /// One thread per worker runs all its tasks (the default): the worker's
     /// concurrency is async, its parallelism comes from the number of
     /// processes. It runs one plain `fn` at a time, and the pool gives it no
-    /// more than that.
+    /// more than that, but for the next one on standby while many wait (see
+    /// the crate's performance notes).
     #[default]
     CurrentThread,
     /// A multi-thread runtime with this many threads per worker (the

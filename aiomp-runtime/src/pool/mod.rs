@@ -11,6 +11,7 @@ mod hand_over;
 mod result;
 mod slot;
 mod spin;
+mod standby;
 mod stats;
 mod submit;
 

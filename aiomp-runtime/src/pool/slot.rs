@@ -16,12 +16,13 @@ use crate::error::{Error, Result};
 use crate::launch::{Launched, launch, launch_many};
 use crate::link::{Job, Link, LinkConfig, LinkEnd};
 use crate::pool::Shared;
+use crate::pool::standby::{self, Room, Taken};
 
 /// Consecutive failed starts after which a slot gives up and fails the pool.
 pub(crate) const MAX_START_ATTEMPTS: u32 = 3;
 
 /// Why a slot stopped feeding its worker.
-enum Stop {
+pub(super) enum Stop {
     /// The queue is closed and empty: the pool is closing.
     QueueClosed,
     /// The worker was given `max_tasks_per_child` tasks.
@@ -153,6 +154,7 @@ impl Shared {
                 Stop::QueueClosed => {
                     link.drain();
                     if let Ok(ended) = end.await {
+                        self.resend_unstarted(&link, queue_index, &ended);
                         self.forget(&ended);
                         tracing::debug!(slot, pid = ended.pid, status = %ended.status, "aiomp worker exited");
                     }
@@ -162,8 +164,10 @@ impl Shared {
                     link.drain();
                     self.recycles.fetch_add(1, Ordering::Relaxed);
                     let shared = Arc::clone(&self);
+                    let link = Arc::clone(&link);
                     self.tracker.spawn(async move {
                         if let Ok(ended) = end.await {
+                            shared.resend_unstarted(&link, queue_index, &ended);
                             shared.forget(&ended);
                             tracing::debug!(
                                 slot,
@@ -179,6 +183,7 @@ impl Shared {
                         self.restarts.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(ended) = ended {
+                        self.resend_unstarted(&link, queue_index, &ended);
                         self.forget(&ended);
                         if !self.is_stopping() {
                             tracing::warn!(
@@ -237,10 +242,15 @@ impl Shared {
                 .saturating_add(self.prefetch)
                 .min(Semaphore::MAX_PERMITS),
         ));
+        // One plain fn's job more may wait in the worker (see `standby`).
+        let standby = Arc::new(Semaphore::new(1));
         // Callers may hand tasks to the worker directly meanwhile.
         let _feeding = self.start_feeding(slot, link, &slots);
         let limit = self.max_tasks_per_child;
         let mut sent = 0;
+        // Whether the last job sent was a plain fn's: only then is the
+        // standby offered, since the job it takes is not known until taken.
+        let mut plain = false;
         loop {
             let (job, permit) = if let Some(job) = carried.take() {
                 match acquire(&slots, job.slots, end).await {
@@ -253,28 +263,39 @@ impl Shared {
                 }
             } else {
                 // A free slot first, then a job: a busy worker leaves queued
-                // jobs to the others.
-                let mut permit = match acquire(&slots, 1, end).await {
-                    Ok(permit) => permit,
+                // jobs to the others. While the queue is long, a plain fn's
+                // job may also wait in the worker on standby.
+                let offer = plain && standby::wanted(queue.len(), sharers);
+                match standby::room(&slots, offer.then_some(&standby), end).await {
                     Err(stop) => return stop,
-                };
-                let job = tokio::select! {
-                    job = queue.recv() => match job {
-                        Ok(job) => job,
-                        Err(_) => return Stop::QueueClosed,
-                    },
-                    ended = &mut *end => return Stop::Died(ended.ok()),
-                };
-                if job.slots > 1 {
-                    match acquire(&slots, job.slots - 1, end).await {
-                        Ok(more) => permit.merge(more),
-                        Err(stop) => {
+                    Ok(Room::Standby(permit)) => match standby::take(queue, sharers, &slots, permit) {
+                        Taken::Job(job, permit) => (job, permit),
+                        Taken::Carried(job) => {
                             *carried = Some(job);
-                            return stop;
+                            continue;
                         }
+                        Taken::Nothing => continue,
+                    },
+                    Ok(Room::Slot(mut permit)) => {
+                        let job = tokio::select! {
+                            job = queue.recv() => match job {
+                                Ok(job) => job,
+                                Err(_) => return Stop::QueueClosed,
+                            },
+                            ended = &mut *end => return Stop::Died(ended.ok()),
+                        };
+                        if job.slots > 1 {
+                            match acquire(&slots, job.slots - 1, end).await {
+                                Ok(more) => permit.merge(more),
+                                Err(stop) => {
+                                    *carried = Some(job);
+                                    return stop;
+                                }
+                            }
+                        }
+                        (job, permit)
                     }
                 }
-                (job, permit)
             };
             // Take no more than a fair share of what is queued, so that the
             // workers sharing this queue split a burst evenly instead of the
@@ -293,6 +314,7 @@ impl Shared {
                 }
             }
             sent += calls;
+            plain = batch.last().is_some_and(|(job, _)| job.blocking);
             let refused = link.dispatch(batch);
             if !refused.is_empty() {
                 // The worker died between taking these jobs and sending them:
@@ -306,6 +328,22 @@ impl Shared {
             if limit > 0 && sent >= limit {
                 return Stop::Recycle;
             }
+        }
+    }
+
+    /// Queues again the tasks on standby that `link`'s worker, now ended,
+    /// never started.
+    fn resend_unstarted(&self, link: &Link, queue_index: usize, ended: &LinkEnd) {
+        let unstarted = link.take_unstarted();
+        if !unstarted.is_empty() {
+            tracing::debug!(
+                pid = ended.pid,
+                tasks = unstarted.len(),
+                "aiomp resends tasks its worker never started"
+            );
+        }
+        for job in unstarted {
+            self.requeue(job, queue_index, Some(ended));
         }
     }
 
@@ -324,11 +362,11 @@ impl Shared {
             None => job,
         };
         let error = match ended {
-            Some(end) => Error::WorkerDied {
+            Some(end) if !self.is_stopping() => Error::WorkerDied {
                 pid: end.pid,
                 status: end.status,
             },
-            None => self.stopped_error(),
+            _ => self.stopped_error(),
         };
         let _ = job.reply.send(Err(error));
     }

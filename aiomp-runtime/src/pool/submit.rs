@@ -395,6 +395,7 @@ impl Submitter {
             ids,
             slots,
             concurrency: concurrency.min(u32::MAX as usize) as u32,
+            blocking: self.blocking,
             function: self.function,
             args,
             reply,
