@@ -231,3 +231,67 @@ each_start_method! {
         .await;
     }
 }
+
+each_start_method! {
+    /// A closed pool still runs the call its dying worker had on standby:
+    /// the slot starts a new worker for it.
+    async fn a_closed_pool_runs_the_standby_call_of_a_dead_worker(method) {
+        within(async {
+            let pool = Pool::builder().start_method(method).processes(1).build().await.unwrap();
+            let log = log_path("closed", method);
+            let calls = [(true, 300), (false, 10), (false, 10), (false, 10)];
+            let run = run_logged(&pool, &log, &calls);
+            tokio::pin!(run);
+            // Closed once the calls are queued and the first is running.
+            let closed = async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                pool.close();
+                std::future::pending::<()>().await;
+            };
+            let (results, starts) = tokio::select! {
+                done = &mut run => done,
+                () = closed => unreachable!(),
+            };
+            assert!(matches!(results[0], Err(Error::WorkerDied { .. })), "{results:?}");
+            assert!(results[1..].iter().all(Result::is_ok), "{results:?}");
+            assert_eq!(starts, [1, 1, 1, 1], "times each call started");
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+/// Sleeps `ms` on the worker's thread; returns the worker's pid and when the
+/// call started (µs since the epoch).
+#[remote]
+fn timed_nap(ms: u64) -> (u32, u128) {
+    let started = micros_now();
+    std::thread::sleep(Duration::from_millis(ms));
+    (std::process::id(), started)
+}
+
+#[aiomp::test]
+async fn a_call_started_from_standby_keeps_the_next_ones_from_its_worker() {
+    within(async {
+        // The 1 s call goes on standby behind a short one (in the usual
+        // order of dispatch), then runs; the queue is short by then, so the
+        // calls after it go to the worker that frees next instead of waiting
+        // behind it.
+        let pool = Pool::builder().processes(2).build().await.unwrap();
+        for round in 0..3 {
+            let naps = [50, 1000, 200, 50, 50, 50];
+            let calls = pool.map(timed_nap, naps).await.unwrap();
+            let (long_worker, long_started) = calls[1];
+            let long_ended = long_started + 1_000_000;
+            for (call, &(pid, started)) in calls.iter().enumerate().skip(2) {
+                assert!(
+                    pid != long_worker || started < long_ended,
+                    "round {round}: call {call} waited for the 1 s call in worker {pid}: {calls:?}"
+                );
+            }
+        }
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}

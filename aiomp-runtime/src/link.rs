@@ -119,8 +119,8 @@ struct Pending {
     /// Its calls' task IDs, for the scheduler's `complete_task`.
     ids: Range<u64>,
     reply: oneshot::Sender<Answer>,
-    /// The worker slots it occupies, freed when it completes.
-    _slots: Option<OwnedSemaphorePermit>,
+    /// The worker slots it occupies (or the standby), freed when it completes.
+    slots: Option<OwnedSemaphorePermit>,
     /// A task sent on standby, until the worker says it started: what it
     /// takes to send it again.
     unstarted: Option<Unstarted>,
@@ -320,7 +320,7 @@ impl Link {
                 Pending {
                     ids: job.ids,
                     reply: job.reply,
-                    _slots: None,
+                    slots: None,
                     unstarted: None,
                 },
             );
@@ -386,7 +386,7 @@ impl Link {
                 Pending {
                     ids: job.ids,
                     reply: job.reply,
-                    _slots: slot,
+                    slots: slot,
                     unstarted,
                 },
             );
@@ -422,6 +422,15 @@ impl Link {
                 .sum::<u64>() as usize,
             completed: self.counters.completed.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Gives task `id`, sent on a standby permit, the worker slots in
+    /// `permit` instead, which frees the standby for the next task. The
+    /// permit is dropped if the task is no longer in flight.
+    pub(crate) fn promote(&self, id: u64, permit: OwnedSemaphorePermit) {
+        if let Some(pending) = crate::lock(&self.in_flight).tasks.get_mut(&id) {
+            pending.slots = Some(permit);
         }
     }
 

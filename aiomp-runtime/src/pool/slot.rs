@@ -4,6 +4,7 @@
 //! A slot whose worker fails to start [`MAX_START_ATTEMPTS`] times in a row
 //! fails the pool instead of spinning.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -148,17 +149,20 @@ impl Shared {
     async fn run_slot(self: Arc<Self>, slot: usize, mut link: Arc<Link>, mut end: JoinHandle<LinkEnd>) {
         let queue_index = slot % self.queue_count;
         let queue = self.receivers[queue_index].clone();
-        let mut carried = None;
+        let mut carried = VecDeque::new();
         loop {
             match self.feed(slot, &link, &mut end, &mut carried).await {
                 Stop::QueueClosed => {
                     link.drain();
                     if let Ok(ended) = end.await {
-                        self.resend_unstarted(&link, queue_index, &ended);
+                        self.hand_back(link.take_unstarted(), queue_index, &mut carried);
                         self.forget(&ended);
                         tracing::debug!(slot, pid = ended.pid, status = %ended.status, "aiomp worker exited");
                     }
-                    return;
+                    if carried.is_empty() {
+                        return;
+                    }
+                    // It died with calls it never started: a new one runs them.
                 }
                 Stop::Recycle => {
                     link.drain();
@@ -167,7 +171,11 @@ impl Shared {
                     let link = Arc::clone(&link);
                     self.tracker.spawn(async move {
                         if let Ok(ended) = end.await {
-                            shared.resend_unstarted(&link, queue_index, &ended);
+                            for job in link.take_unstarted() {
+                                if let Err(job) = shared.requeue(job, queue_index) {
+                                    let _ = job.reply.send(Err(shared.lost_error(&ended)));
+                                }
+                            }
                             shared.forget(&ended);
                             tracing::debug!(
                                 slot,
@@ -183,7 +191,7 @@ impl Shared {
                         self.restarts.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(ended) = ended {
-                        self.resend_unstarted(&link, queue_index, &ended);
+                        self.hand_back(link.take_unstarted(), queue_index, &mut carried);
                         self.forget(&ended);
                         if !self.is_stopping() {
                             tracing::warn!(
@@ -194,8 +202,8 @@ impl Shared {
                     }
                 }
             }
-            if self.is_stopping() || (queue.is_closed() && queue.is_empty() && carried.is_none()) {
-                if let Some(job) = carried.take() {
+            if self.is_stopping() || (queue.is_closed() && queue.is_empty() && carried.is_empty()) {
+                for job in carried.drain(..) {
                     let _ = job.reply.send(Err(self.stopped_error()));
                 }
                 return;
@@ -206,7 +214,7 @@ impl Shared {
                     end = next_end;
                 }
                 Err(error) => {
-                    if let Some(job) = carried.take() {
+                    for job in carried.drain(..) {
                         let _ = job.reply.send(Err(error.duplicate()));
                     }
                     if !self.is_stopping() {
@@ -224,13 +232,14 @@ impl Shared {
     /// Hands jobs from `queue` to `link` while the worker has free slots.
     ///
     /// A job taken from the queue but not yet sent (no slots were free for
-    /// it) waits in `carried`, for this worker or the next.
+    /// it), or handed back unstarted by a worker that ended, waits in
+    /// `carried`, for this worker or the next.
     async fn feed(
         &self,
         slot: usize,
         link: &Arc<Link>,
         end: &mut JoinHandle<LinkEnd>,
-        carried: &mut Option<Job>,
+        carried: &mut VecDeque<Job>,
     ) -> Stop {
         let queue_index = slot % self.queue_count;
         let queue = &self.receivers[queue_index];
@@ -250,14 +259,29 @@ impl Shared {
         let mut sent = 0;
         // Whether the last job sent was a plain fn's: only then is the
         // standby offered, since the job it takes is not known until taken.
+        // Not under `max_tasks_per_child`: a worker's last jobs would outlive
+        // it in its drain.
         let mut plain = false;
+        // The job on the standby permit, and the slots it takes.
+        let mut on_standby: Option<(u64, usize)> = None;
         loop {
-            let (job, permit) = if let Some(job) = carried.take() {
+            if let Some((id, needed)) = on_standby.take() {
+                // It starts when the running job returns: it takes the slots
+                // that frees (so that they show the worker busy), and the
+                // standby is free for the next.
+                match acquire(&slots, needed, end).await {
+                    Ok(permit) => link.promote(id, permit),
+                    Err(stop) => return stop,
+                }
+                continue;
+            }
+            let mut standing_by = false;
+            let (job, permit) = if let Some(job) = carried.pop_front() {
                 match acquire(&slots, job.slots, end).await {
                     Ok(permit) => (job, permit),
                     Err(stop) => {
                         // The worker died first: the job waits for the next one.
-                        *carried = Some(job);
+                        carried.push_front(job);
                         return stop;
                     }
                 }
@@ -265,13 +289,20 @@ impl Shared {
                 // A free slot first, then a job: a busy worker leaves queued
                 // jobs to the others. While the queue is long, a plain fn's
                 // job may also wait in the worker on standby.
-                let offer = plain && standby::wanted(queue.len(), sharers);
+                let offer = limit == 0 && plain && standby::wanted(queue.len(), sharers);
                 match standby::room(&slots, offer.then_some(&standby), end).await {
                     Err(stop) => return stop,
                     Ok(Room::Standby(permit)) => match standby::take(queue, sharers, &slots, permit) {
-                        Taken::Job(job, permit) => (job, permit),
-                        Taken::Carried(job) => {
-                            *carried = Some(job);
+                        Taken::OnStandby(job, permit) => {
+                            standing_by = true;
+                            (job, permit)
+                        }
+                        Taken::InSlots(job, permit) => (job, permit),
+                        Taken::Other(job) => {
+                            // Not one to wait here: to a worker with room, or it waits for room here.
+                            if let Some(job) = self.hand_over(queue_index, job) {
+                                carried.push_back(job);
+                            }
                             continue;
                         }
                         Taken::Nothing => continue,
@@ -288,7 +319,7 @@ impl Shared {
                             match acquire(&slots, job.slots - 1, end).await {
                                 Ok(more) => permit.merge(more),
                                 Err(stop) => {
-                                    *carried = Some(job);
+                                    carried.push_front(job);
                                     return stop;
                                 }
                             }
@@ -309,20 +340,21 @@ impl Shared {
                     calls += job.calls();
                     batch.push((job, Some(permit)));
                 } else {
-                    *carried = Some(job);
+                    carried.push_back(job);
                     break;
                 }
             }
             sent += calls;
             plain = batch.last().is_some_and(|(job, _)| job.blocking);
+            if standing_by {
+                on_standby = batch.first().map(|(job, _)| (job.id(), job.slots));
+            }
             let refused = link.dispatch(batch);
             if !refused.is_empty() {
                 // The worker died between taking these jobs and sending them:
-                // they never reached it, so they go back to the queue.
+                // they never reached it, so they go back.
                 let ended = (&mut *end).await.ok();
-                for (job, _) in refused {
-                    self.requeue(job, queue_index, ended.as_ref());
-                }
+                self.hand_back(refused.into_iter().map(|(job, _)| job), queue_index, carried);
                 return Stop::Died(ended);
             }
             if limit > 0 && sent >= limit {
@@ -331,44 +363,41 @@ impl Shared {
         }
     }
 
-    /// Queues again the tasks on standby that `link`'s worker, now ended,
-    /// never started.
-    fn resend_unstarted(&self, link: &Link, queue_index: usize, ended: &LinkEnd) {
-        let unstarted = link.take_unstarted();
-        if !unstarted.is_empty() {
-            tracing::debug!(
-                pid = ended.pid,
-                tasks = unstarted.len(),
-                "aiomp resends tasks its worker never started"
-            );
-        }
-        for job in unstarted {
-            self.requeue(job, queue_index, Some(ended));
+    /// Sends again `jobs` that a worker never started: through the queue,
+    /// or, once it is closed, through `carried` to this slot's next worker.
+    /// Fails them if the pool is stopping.
+    fn hand_back(&self, jobs: impl IntoIterator<Item = Job>, queue_index: usize, carried: &mut VecDeque<Job>) {
+        for job in jobs {
+            if self.is_stopping() {
+                let _ = job.reply.send(Err(self.stopped_error()));
+            } else if let Err(job) = self.requeue(job, queue_index) {
+                carried.push_back(job);
+            }
         }
     }
 
-    fn requeue(&self, job: Job, queue_index: usize, ended: Option<&LinkEnd>) {
-        let sender = self
-            .senders
-            .lock()
-            .unwrap()
+    /// Puts `job` back in its queue, for any worker; hands it back if the
+    /// queue is closed.
+    fn requeue(&self, job: Job, queue_index: usize) -> Result<(), Job> {
+        let sender = crate::lock(&self.senders)
             .as_ref()
             .map(|senders| senders[queue_index].clone());
-        let job = match sender {
-            Some(sender) => match sender.try_send(job) {
-                Ok(()) => return,
-                Err(refused) => refused.into_inner(),
-            },
-            None => job,
-        };
-        let error = match ended {
-            Some(end) if !self.is_stopping() => Error::WorkerDied {
-                pid: end.pid,
-                status: end.status,
-            },
-            _ => self.stopped_error(),
-        };
-        let _ = job.reply.send(Err(error));
+        match sender {
+            Some(sender) => sender.try_send(job).map_err(async_channel::TrySendError::into_inner),
+            None => Err(job),
+        }
+    }
+
+    /// Why a job that the ended worker held and that cannot be sent again failed.
+    fn lost_error(&self, ended: &LinkEnd) -> Error {
+        if self.is_stopping() {
+            self.stopped_error()
+        } else {
+            Error::WorkerDied {
+                pid: ended.pid,
+                status: ended.status,
+            }
+        }
     }
 }
 

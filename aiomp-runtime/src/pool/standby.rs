@@ -9,11 +9,16 @@
 //! holds at least two jobs per worker sharing it, it sends one more job on
 //! that permit, and the worker starts it the moment the running one returns.
 //! With fewer queued, the last jobs of a map go to whichever worker frees
-//! first, so that none waits behind a slow one.
+//! first, so that none waits behind a slow one. When the running job
+//! returns, the one on standby takes the slots it freed, so that they go on
+//! showing the worker busy (to the queue and to hand-overs), and the standby
+//! is free for the next. Pools with `max_tasks_per_child` have none: their
+//! workers drain their last jobs after their slot has moved on.
 //!
 //! A job sent on standby may never start: the link marks it so on the wire
 //! and keeps its arguments until the worker says it started, and a worker
-//! that dies first leaves it to be queued again (see [`Link`]).
+//! that dies first leaves it to its slot, which queues it again or, once
+//! the pool is closed, starts a new worker for it (see [`Link`]).
 //!
 //! [`Link`]: crate::link::Link
 
@@ -36,10 +41,12 @@ pub(super) enum Room {
 
 /// What the standby took from the queue.
 pub(super) enum Taken {
-    /// A plain `fn`'s job, with the permit it holds in the worker.
-    Job(Job, OwnedSemaphorePermit),
-    /// A job that may not wait on standby: it waits for free slots instead.
-    Carried(Job),
+    /// A plain `fn`'s job, on the standby permit.
+    OnStandby(Job, OwnedSemaphorePermit),
+    /// A plain `fn`'s job that found its slots free meanwhile, with them.
+    InSlots(Job, OwnedSemaphorePermit),
+    /// A job that may not wait on standby.
+    Other(Job),
     /// Nothing: the queue ran short meanwhile.
     Nothing,
 }
@@ -86,13 +93,15 @@ pub(super) fn take(
         return Taken::Nothing;
     };
     if !job.blocking {
-        return Taken::Carried(job);
+        return Taken::Other(job);
     }
-    let permit = u32::try_from(job.slots)
+    let in_slots = u32::try_from(job.slots)
         .ok()
-        .and_then(|needed| Arc::clone(slots).try_acquire_many_owned(needed).ok())
-        .unwrap_or(standby);
-    Taken::Job(job, permit)
+        .and_then(|needed| Arc::clone(slots).try_acquire_many_owned(needed).ok());
+    match in_slots {
+        Some(permit) => Taken::InSlots(job, permit),
+        None => Taken::OnStandby(job, standby),
+    }
 }
 
 #[cfg(test)]
