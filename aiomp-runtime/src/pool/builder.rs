@@ -149,11 +149,14 @@ impl PoolBuilder {
     /// timers, a rate limit lifting) idles while their results reach the
     /// parent and its next calls come back: a few hundred µs on a loaded
     /// machine, each time. At most `child_concurrency` calls still run at
-    /// once. The costs: a worker that dies fails every call it held, the
-    /// waiting ones with the running ones ([`Error::WorkerDied`]); and a call
-    /// waiting in one worker does not move to another that is idle, so leave
-    /// it at 0 for long CPU-bound calls. A plain `fn`'s chunk counts as a
-    /// runtime thread's share of `child_concurrency` here too.
+    /// once. The costs: a worker that dies fails every `async fn` call it
+    /// held, the waiting ones with the running ones ([`Error::WorkerDied`]);
+    /// and a call waiting in one worker does not move to another that is
+    /// idle, so leave it at 0 for long CPU-bound calls, which need none (a
+    /// busy worker already holds its next plain `fn` call on standby while
+    /// many are queued, and hands it back unstarted if it dies). A plain
+    /// `fn`'s chunk counts as a runtime thread's share of `child_concurrency`
+    /// here too.
     pub fn prefetch(mut self, calls: usize) -> Self {
         self.prefetch = calls;
         self
