@@ -271,8 +271,15 @@
 //! | method | how a worker starts | use it when |
 //! | --- | --- | --- |
 //! | [`Spawn`](StartMethod::Spawn) (default) | re-executes the binary: a fresh process | you want predictable children that share nothing but the channel |
-//! | [`Fork`](StartMethod::Fork) | forks the caller: a copy of the parent, globals included | starts must be cheap and the parent holds no locks in other threads |
-//! | [`Forkserver`](StartMethod::Forkserver) | forks from a single-threaded server started once (and restarted if it dies) | starts must be cheap (many one-shot `Worker`s, `max_tasks_per_child`) and the parent is multi-threaded |
+//! | [`Fork`](StartMethod::Fork) | forks the caller: a copy of the parent, globals included | starts must be cheap, the parent is small and it holds no locks in other threads |
+//! | [`Forkserver`](StartMethod::Forkserver) | forks from a single-threaded server started once (and restarted if it dies) | starts must be cheap (many one-shot `Worker`s, `max_tasks_per_child`) and the parent is multi-threaded or large |
+//!
+//! A fork costs time in proportion to the memory the parent holds: the
+//! kernel copies its page tables. On a 2-core VM, a one-shot `Worker` took
+//! 0.9 ms with fork from a parent holding little, 12.5 ms with 100 MiB
+//! resident and 54 ms with 1 GiB; with forkserver 0.55 ms, and with spawn
+//! 1.8 ms, whatever the parent held: the fork server is a fresh process of
+//! the binary, started on first use, and stays small.
 //!
 //! [`set_start_method`] sets the method for every later pool and process
 //! (`None` restores the default, spawn); a pool or process can name its own:
