@@ -191,6 +191,10 @@ the time).\n\
 on the second of two identical passes (the first warms the allocators); Python's peers run once. \
 The limit is one direction of one socket, the median of five passes (single passes ranged from \
 1 to 9.5 GB/s here).\n\
+- **W7** runs in the suite's own process, after W1–W6 have grown it. That costs fork alone: the \
+kernel copies the parent's page tables, so a fork one-shot that takes 0.9 ms from a small parent \
+takes 2–9 ms here (12.5 ms with 100 MiB resident, in a probe); spawn re-executes the binary and \
+the fork server is a small process of its own, whatever the parent holds.\n\
 - **W8** runs in a fresh process (`aiomp-bench __w8 N`) that consumes `pool.map(...)` as a stream \
 and reads `VmHWM` from `/proc/self/status` at the end.\n\
 - **W9** is measured from outside for every system: the program starts its pool, makes one call, \
