@@ -232,29 +232,81 @@ each_start_method! {
     }
 }
 
+/// Runs `calls` of [`logged`] on `pool`, closing it as soon as they are
+/// submitted; returns their results and how many times each started.
+async fn run_logged_and_close(pool: &Pool, log: &Path, calls: &[(bool, u64)]) -> (Vec<aiomp::Result<u32>>, Vec<usize>) {
+    let run = run_logged(pool, log, calls);
+    tokio::pin!(run);
+    // The first poll submits every call.
+    if let std::task::Poll::Ready(done) = futures_util::poll!(&mut run) {
+        return done;
+    }
+    pool.close();
+    run.await
+}
+
 each_start_method! {
     /// A closed pool still runs the call its dying worker had on standby:
     /// the slot starts a new worker for it.
     async fn a_closed_pool_runs_the_standby_call_of_a_dead_worker(method) {
         within(async {
             let pool = Pool::builder().start_method(method).processes(1).build().await.unwrap();
-            let log = log_path("closed", method);
             let calls = [(true, 300), (false, 10), (false, 10), (false, 10)];
-            let run = run_logged(&pool, &log, &calls);
-            tokio::pin!(run);
-            // Closed once the calls are queued and the first is running.
-            let closed = async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                pool.close();
-                std::future::pending::<()>().await;
-            };
-            let (results, starts) = tokio::select! {
-                done = &mut run => done,
-                () = closed => unreachable!(),
-            };
+            let (results, starts) = run_logged_and_close(&pool, &log_path("closed", method), &calls).await;
             assert!(matches!(results[0], Err(Error::WorkerDied { .. })), "{results:?}");
             assert!(results[1..].iter().all(Result::is_ok), "{results:?}");
             assert_eq!(starts, [1, 1, 1, 1], "times each call started");
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// A worker whose queue closed and emptied, dying with a call it never
+    /// started, is replaced for that call alone.
+    async fn a_worker_draining_a_closed_pool_hands_back_its_unstarted_call(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(1)
+                .prefetch(2)
+                .build()
+                .await
+                .unwrap();
+            // All three go to the worker; the queue is then empty and closed.
+            let calls = [(false, 100), (true, 200), (false, 10)];
+            let (results, starts) = run_logged_and_close(&pool, &log_path("draining", method), &calls).await;
+            assert!(results[0].is_ok(), "{results:?}");
+            assert!(matches!(results[1], Err(Error::WorkerDied { .. })), "{results:?}");
+            assert!(results[2].is_ok(), "{results:?}");
+            assert_eq!(starts, [1, 1, 1], "times each call started");
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
+    /// A recycled worker that dies draining, after the pool closed, leaves
+    /// its unstarted call to its slot, which starts a worker for it.
+    async fn a_recycled_worker_hands_back_its_unstarted_call_after_close(method) {
+        within(async {
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(1)
+                .child_concurrency(1)
+                .prefetch(1)
+                .max_tasks_per_child(2)
+                .build()
+                .await
+                .unwrap();
+            let calls = [(true, 200), (false, 10), (false, 10)];
+            let (results, starts) = run_logged_and_close(&pool, &log_path("recycled", method), &calls).await;
+            assert!(matches!(results[0], Err(Error::WorkerDied { .. })), "{results:?}");
+            assert!(results[1..].iter().all(Result::is_ok), "{results:?}");
+            assert_eq!(starts, [1, 1, 1], "times each call started");
             pool.join().await.unwrap();
         })
         .await;

@@ -434,6 +434,11 @@ impl Link {
         }
     }
 
+    /// Whether task `id` is in flight on this link.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        crate::lock(&self.in_flight).tasks.contains_key(&id)
+    }
+
     /// The tasks on standby that the ended worker never started, to be sent
     /// again; they are in no one's hands until then.
     pub(crate) fn take_unstarted(&self) -> Vec<Job> {
@@ -563,7 +568,9 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
         let (unstarted, lost): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut in_flight.tasks)
             .into_values()
             .partition(|pending| resend && pending.unstarted.is_some());
-        let unstarted = unstarted.into_iter().filter_map(Pending::into_unstarted_job);
+        let mut unstarted: Vec<Job> = unstarted.into_iter().filter_map(Pending::into_unstarted_job).collect();
+        // In the order they were sent.
+        unstarted.sort_by_key(Job::id);
         in_flight.unstarted.extend(unstarted);
         lost
     };

@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::launch::{Launched, launch, launch_many};
 use crate::link::{Job, Link, LinkConfig, LinkEnd};
 use crate::pool::Shared;
@@ -30,6 +30,15 @@ pub(super) enum Stop {
     Recycle,
     /// The worker's link ended; `None` if its reader task itself failed.
     Died(Option<LinkEnd>),
+}
+
+/// What the feeding task sends next.
+enum Next {
+    /// A job, the permit it holds in the worker, and whether that is the standby.
+    Job(Job, OwnedSemaphorePermit, bool),
+    /// Nothing yet: look again.
+    Again,
+    Stop(Stop),
 }
 
 type Opened = (Arc<Link>, JoinHandle<LinkEnd>);
@@ -150,6 +159,9 @@ impl Shared {
         let queue_index = slot % self.queue_count;
         let queue = self.receivers[queue_index].clone();
         let mut carried = VecDeque::new();
+        // Recycled workers still draining; each leaves the jobs it never
+        // started that the closed queue refused.
+        let mut retiring: Vec<JoinHandle<VecDeque<Job>>> = Vec::new();
         loop {
             match self.feed(slot, &link, &mut end, &mut carried).await {
                 Stop::QueueClosed => {
@@ -159,32 +171,19 @@ impl Shared {
                         self.forget(&ended);
                         tracing::debug!(slot, pid = ended.pid, status = %ended.status, "aiomp worker exited");
                     }
-                    if carried.is_empty() {
-                        return;
-                    }
-                    // It died with calls it never started: a new one runs them.
                 }
                 Stop::Recycle => {
                     link.drain();
                     self.recycles.fetch_add(1, Ordering::Relaxed);
-                    let shared = Arc::clone(&self);
-                    let link = Arc::clone(&link);
-                    self.tracker.spawn(async move {
-                        if let Ok(ended) = end.await {
-                            for job in link.take_unstarted() {
-                                if let Err(job) = shared.requeue(job, queue_index) {
-                                    let _ = job.reply.send(Err(shared.lost_error(&ended)));
-                                }
-                            }
-                            shared.forget(&ended);
-                            tracing::debug!(
-                                slot,
-                                pid = ended.pid,
-                                completed = ended.completed,
-                                "aiomp worker recycled"
-                            );
-                        }
-                    });
+                    let (finished, draining): (Vec<_>, Vec<_>) = std::mem::take(&mut retiring)
+                        .into_iter()
+                        .partition(JoinHandle::is_finished);
+                    retiring = draining;
+                    for retired in finished {
+                        self.hand_back(retired.await.unwrap_or_default(), queue_index, &mut carried);
+                    }
+                    let retire = Arc::clone(&self).retire(slot, queue_index, Arc::clone(&link), end);
+                    retiring.push(self.tracker.spawn(retire));
                 }
                 Stop::Died(ended) => {
                     if !self.is_stopping() {
@@ -202,11 +201,20 @@ impl Shared {
                     }
                 }
             }
-            if self.is_stopping() || (queue.is_closed() && queue.is_empty() && carried.is_empty()) {
-                for job in carried.drain(..) {
-                    let _ = job.reply.send(Err(self.stopped_error()));
+            let closed = queue.is_closed() && queue.is_empty();
+            if self.is_stopping() || closed {
+                // Nothing more comes from the queue: what the retiring
+                // workers never started is all that may still need a worker.
+                for retired in retiring.drain(..) {
+                    self.hand_back(retired.await.unwrap_or_default(), queue_index, &mut carried);
                 }
-                return;
+                if self.is_stopping() || carried.is_empty() {
+                    for job in carried.drain(..) {
+                        let _ = job.reply.send(Err(self.stopped_error()));
+                    }
+                    return;
+                }
+                // Workers died with calls they never started: a new one runs them.
             }
             match self.open_with_retries(slot, None).await {
                 Ok((next, next_end)) => {
@@ -214,10 +222,14 @@ impl Shared {
                     end = next_end;
                 }
                 Err(error) => {
+                    for retired in retiring.drain(..) {
+                        carried.extend(retired.await.unwrap_or_default());
+                    }
                     for job in carried.drain(..) {
                         let _ = job.reply.send(Err(error.duplicate()));
                     }
-                    if !self.is_stopping() {
+                    // A closing pool lets its other workers finish.
+                    if !self.is_stopping() && !closed {
                         let reason =
                             format!("worker slot {slot} failed to start {MAX_START_ATTEMPTS} times in a row: {error}");
                         tracing::error!(slot, %error, "aiomp pool failed");
@@ -227,6 +239,29 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Waits for a recycled worker to drain and exit; returns the jobs it
+    /// never started that could not go back to the queue (it is closed).
+    async fn retire(
+        self: Arc<Self>,
+        slot: usize,
+        queue_index: usize,
+        link: Arc<Link>,
+        end: JoinHandle<LinkEnd>,
+    ) -> VecDeque<Job> {
+        let mut refused = VecDeque::new();
+        if let Ok(ended) = end.await {
+            self.hand_back(link.take_unstarted(), queue_index, &mut refused);
+            self.forget(&ended);
+            tracing::debug!(
+                slot,
+                pid = ended.pid,
+                completed = ended.completed,
+                "aiomp worker recycled"
+            );
+        }
+        refused
     }
 
     /// Hands jobs from `queue` to `link` while the worker has free slots.
@@ -275,63 +310,26 @@ impl Shared {
                 }
                 continue;
             }
-            let mut standing_by = false;
-            let (job, permit) = if let Some(job) = carried.pop_front() {
-                match acquire(&slots, job.slots, end).await {
-                    Ok(permit) => (job, permit),
-                    Err(stop) => {
-                        // The worker died first: the job waits for the next one.
-                        carried.push_front(job);
-                        return stop;
-                    }
-                }
-            } else {
-                // A free slot first, then a job: a busy worker leaves queued
-                // jobs to the others. While the queue is long, a plain fn's
-                // job may also wait in the worker on standby.
-                let offer = limit == 0 && plain && standby::wanted(queue.len(), sharers);
-                match standby::room(&slots, offer.then_some(&standby), end).await {
-                    Err(stop) => return stop,
-                    Ok(Room::Standby(permit)) => match standby::take(queue, sharers, &slots, permit) {
-                        Taken::OnStandby(job, permit) => {
-                            standing_by = true;
-                            (job, permit)
-                        }
-                        Taken::InSlots(job, permit) => (job, permit),
-                        Taken::Other(job) => {
-                            // Not one to wait here: to a worker with room, or it waits for room here.
-                            if let Some(job) = self.hand_over(queue_index, job) {
-                                carried.push_back(job);
-                            }
-                            continue;
-                        }
-                        Taken::Nothing => continue,
-                    },
-                    Ok(Room::Slot(mut permit)) => {
-                        let job = tokio::select! {
-                            job = queue.recv() => match job {
-                                Ok(job) => job,
-                                Err(_) => return Stop::QueueClosed,
-                            },
-                            ended = &mut *end => return Stop::Died(ended.ok()),
-                        };
-                        if job.slots > 1 {
-                            match acquire(&slots, job.slots - 1, end).await {
-                                Ok(more) => permit.merge(more),
-                                Err(stop) => {
-                                    carried.push_front(job);
-                                    return stop;
-                                }
-                            }
-                        }
-                        (job, permit)
-                    }
-                }
+            // While the queue is long, a plain fn's job may also wait in
+            // the worker on standby.
+            let offer = limit == 0 && plain && standby::wanted(queue.len(), sharers);
+            let (job, permit, standing_by) = match self
+                .next_job(queue_index, &slots, offer.then_some(&standby), end, carried)
+                .await
+            {
+                Next::Job(job, permit, standing_by) => (job, permit, standing_by),
+                Next::Again => continue,
+                Next::Stop(stop) => return stop,
             };
             // Take no more than a fair share of what is queued, so that the
             // workers sharing this queue split a burst evenly instead of the
             // first one awake taking it all.
-            let share = (queue.len() + 1).div_ceil(sharers).max(1);
+            let share = if standing_by {
+                // It alone: the next job the worker holds is the one promoted.
+                1
+            } else {
+                (queue.len() + 1).div_ceil(sharers).max(1)
+            };
             let mut calls = job.calls();
             let mut batch = vec![(job, Some(permit))];
             while batch.len() < share && (limit == 0 || sent + calls < limit) && slots.available_permits() > 0 {
@@ -346,10 +344,10 @@ impl Shared {
             }
             sent += calls;
             plain = batch.last().is_some_and(|(job, _)| job.blocking);
-            if standing_by {
-                on_standby = batch.first().map(|(job, _)| (job.id(), job.slots));
-            }
+            let standing_by = standing_by.then(|| batch.first().map(|(job, _)| (job.id(), job.slots)));
             let refused = link.dispatch(batch);
+            // Unless it was dropped (its caller is gone) or refused.
+            on_standby = standing_by.flatten().filter(|&(id, _)| link.holds(id));
             if !refused.is_empty() {
                 // The worker died between taking these jobs and sending them:
                 // they never reached it, so they go back.
@@ -363,12 +361,74 @@ impl Shared {
         }
     }
 
+    /// The next job for the worker, with its permit: a carried one once
+    /// its slots are free; else, once a slot is free, one from the queue;
+    /// or, on the `standby` permit if offered, a plain fn's from the queue.
+    async fn next_job(
+        &self,
+        queue_index: usize,
+        slots: &Arc<Semaphore>,
+        standby: Option<&Arc<Semaphore>>,
+        end: &mut JoinHandle<LinkEnd>,
+        carried: &mut VecDeque<Job>,
+    ) -> Next {
+        let queue = &self.receivers[queue_index];
+        if let Some(job) = carried.pop_front() {
+            return match acquire(slots, job.slots, end).await {
+                Ok(permit) => Next::Job(job, permit, false),
+                Err(stop) => {
+                    // The worker died first: the job waits for the next one.
+                    carried.push_front(job);
+                    Next::Stop(stop)
+                }
+            };
+        }
+        // A free slot first, then a job: a busy worker leaves queued jobs to the others.
+        let mut permit = match standby::room(slots, standby, end).await {
+            Err(stop) => return Next::Stop(stop),
+            Ok(Room::Slot(permit)) => permit,
+            Ok(Room::Standby(permit)) => {
+                return match standby::take(queue, self.slots_serving(queue_index), slots, permit) {
+                    Taken::OnStandby(job, permit) => Next::Job(job, permit, true),
+                    Taken::InSlots(job, permit) => Next::Job(job, permit, false),
+                    Taken::Other(job) => {
+                        // Not one to wait here: to a worker with room, or it waits for room here.
+                        if let Some(job) = self.hand_over(queue_index, job) {
+                            carried.push_back(job);
+                        }
+                        Next::Again
+                    }
+                    Taken::Nothing => Next::Again,
+                };
+            }
+        };
+        let job = tokio::select! {
+            job = queue.recv() => match job {
+                Ok(job) => job,
+                Err(_) => return Next::Stop(Stop::QueueClosed),
+            },
+            ended = &mut *end => return Next::Stop(Stop::Died(ended.ok())),
+        };
+        if job.slots > 1 {
+            match acquire(slots, job.slots - 1, end).await {
+                Ok(more) => permit.merge(more),
+                Err(stop) => {
+                    carried.push_front(job);
+                    return Next::Stop(stop);
+                }
+            }
+        }
+        Next::Job(job, permit, false)
+    }
+
     /// Sends again `jobs` that a worker never started: through the queue,
     /// or, once it is closed, through `carried` to this slot's next worker.
     /// Fails them if the pool is stopping.
     fn hand_back(&self, jobs: impl IntoIterator<Item = Job>, queue_index: usize, carried: &mut VecDeque<Job>) {
         for job in jobs {
-            if self.is_stopping() {
+            if job.reply.is_closed() {
+                // Its caller is gone.
+            } else if self.is_stopping() {
                 let _ = job.reply.send(Err(self.stopped_error()));
             } else if let Err(job) = self.requeue(job, queue_index) {
                 carried.push_back(job);
@@ -387,18 +447,6 @@ impl Shared {
             None => Err(job),
         }
     }
-
-    /// Why a job that the ended worker held and that cannot be sent again failed.
-    fn lost_error(&self, ended: &LinkEnd) -> Error {
-        if self.is_stopping() {
-            self.stopped_error()
-        } else {
-            Error::WorkerDied {
-                pid: ended.pid,
-                status: ended.status,
-            }
-        }
-    }
 }
 
 /// Waits for `calls` free slots, or for the worker's end.
@@ -406,7 +454,7 @@ async fn acquire(
     slots: &Arc<Semaphore>,
     calls: usize,
     end: &mut JoinHandle<LinkEnd>,
-) -> Result<tokio::sync::OwnedSemaphorePermit, Stop> {
+) -> Result<OwnedSemaphorePermit, Stop> {
     tokio::select! {
         permit = Arc::clone(slots).acquire_many_owned(calls as u32) => Ok(permit.expect("the semaphore is never closed")),
         ended = &mut *end => Err(Stop::Died(ended.ok())),
