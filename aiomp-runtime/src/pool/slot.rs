@@ -175,13 +175,8 @@ impl Shared {
                 Stop::Recycle => {
                     link.drain();
                     self.recycles.fetch_add(1, Ordering::Relaxed);
-                    let (finished, draining): (Vec<_>, Vec<_>) = std::mem::take(&mut retiring)
-                        .into_iter()
-                        .partition(JoinHandle::is_finished);
-                    retiring = draining;
-                    for retired in finished {
-                        self.hand_back(retired.await.unwrap_or_default(), queue_index, &mut carried);
-                    }
+                    self.settle_retiring(&mut retiring, false, queue_index, &mut carried)
+                        .await;
                     let retire = Arc::clone(&self).retire(slot, queue_index, Arc::clone(&link), end);
                     retiring.push(self.tracker.spawn(retire));
                 }
@@ -205,9 +200,8 @@ impl Shared {
             if self.is_stopping() || closed {
                 // Nothing more comes from the queue: what the retiring
                 // workers never started is all that may still need a worker.
-                for retired in retiring.drain(..) {
-                    self.hand_back(retired.await.unwrap_or_default(), queue_index, &mut carried);
-                }
+                self.settle_retiring(&mut retiring, true, queue_index, &mut carried)
+                    .await;
                 if self.is_stopping() || carried.is_empty() {
                     for job in carried.drain(..) {
                         let _ = job.reply.send(Err(self.stopped_error()));
@@ -238,6 +232,24 @@ impl Shared {
                     return;
                 }
             }
+        }
+    }
+
+    /// Hands back what the retiring workers left that ended, or, with
+    /// `wait`, of all of them once they end.
+    async fn settle_retiring(
+        &self,
+        retiring: &mut Vec<JoinHandle<VecDeque<Job>>>,
+        wait: bool,
+        queue_index: usize,
+        carried: &mut VecDeque<Job>,
+    ) {
+        let (ended, draining): (Vec<_>, Vec<_>) = std::mem::take(retiring)
+            .into_iter()
+            .partition(|retired| wait || retired.is_finished());
+        *retiring = draining;
+        for retired in ended {
+            self.hand_back(retired.await.unwrap_or_default(), queue_index, carried);
         }
     }
 
@@ -344,10 +356,11 @@ impl Shared {
             }
             sent += calls;
             plain = batch.last().is_some_and(|(job, _)| job.blocking);
-            let standing_by = standing_by.then(|| batch.first().map(|(job, _)| (job.id(), job.slots)));
+            // A job on standby goes alone (see `share`).
+            let standing_by = standing_by.then(|| (batch[0].0.id(), batch[0].0.slots));
             let refused = link.dispatch(batch);
             // Unless it was dropped (its caller is gone) or refused.
-            on_standby = standing_by.flatten().filter(|&(id, _)| link.holds(id));
+            on_standby = standing_by.filter(|&(id, _)| link.holds(id));
             if !refused.is_empty() {
                 // The worker died between taking these jobs and sending them:
                 // they never reached it, so they go back.
