@@ -38,11 +38,6 @@ impl SpinBackoff {
             .is_ok()
     }
 
-    /// Whether the next wait would spin, without counting it.
-    pub(crate) fn would_spin(&self) -> bool {
-        self.skipping.load(Ordering::Relaxed) == 0
-    }
-
     /// [`spin_until`] `end`, counting the spin as caught or missed.
     pub(crate) fn spin_until<T>(&self, end: Instant, check: impl FnMut() -> Option<T>) -> Option<T> {
         let got = spin_until(end, check);
@@ -111,15 +106,5 @@ mod tests {
         skipped_after_each_miss(&backoff, 4);
         backoff.caught();
         assert_eq!(skipped_after_each_miss(&backoff, 2), [1, 2]);
-    }
-
-    #[test]
-    fn would_spin_counts_nothing() {
-        let backoff = SpinBackoff::new();
-        backoff.missed();
-        assert!(!backoff.would_spin());
-        assert!(!backoff.would_spin());
-        assert!(backoff.skip(), "the one skipped wait is still to come");
-        assert!(backoff.would_spin());
     }
 }

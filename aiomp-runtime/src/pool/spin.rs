@@ -68,8 +68,10 @@ impl Spin {
             return Poll::Pending;
         }
         if sent {
-            // Futures joined beside this one send their calls first.
-            if self.backoff.would_spin() {
+            // A wait that skips spinning is counted here: its answer may be
+            // what polls it next. One that spins does so on the next poll,
+            // once futures joined beside this one have sent their calls.
+            if !self.backoff.skip() {
                 cx.waker().wake_by_ref();
             }
             return Poll::Pending;
@@ -192,6 +194,34 @@ mod tests {
         fn wake(self: std::sync::Arc<Self>) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    /// A wait whose answer arrives before it is polled again skips in the
+    /// poll that sent its call: otherwise a miss would stop all spinning,
+    /// as no later wait ever reached the poll that counts a skip.
+    #[test]
+    fn waits_answered_without_spinning_count_as_skipped() {
+        let spin = Spin::new(Duration::from_secs(5));
+        spin.backoff.missed();
+        let counter = std::sync::Arc::new(Wakes::default());
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&counter));
+        let runtime = multi_thread_runtime();
+        let send_and_poll = || {
+            let (_sender, mut receiver) = oneshot::channel::<u32>();
+            runtime.block_on(async { spin.poll(&mut receiver, &mut Context::from_waker(&waker), true, None) })
+        };
+        assert_eq!(send_and_poll(), Poll::Pending);
+        assert_eq!(
+            counter.0.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the wait after a miss skips: it does not ask to spin"
+        );
+        assert_eq!(send_and_poll(), Poll::Pending);
+        assert_eq!(
+            counter.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the next wait spins again"
+        );
     }
 
     #[test]
