@@ -4,8 +4,10 @@
 //! call's last answer, and calls joined beside each other still run
 //! together. Whichever way the answer is caught, each call gets its own:
 //! values, panics, a worker's death, a deadline shorter than the spin, a
-//! terminated pool. And calls longer than the spin back off: the waiting
-//! thread does not burn a spin on each.
+//! terminated pool. The spinning thread reads the answer from the worker's
+//! channel itself, even while every runtime thread is busy. And calls
+//! longer than the spin back off: the waiting thread does not burn a spin
+//! on each.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,6 +165,40 @@ async fn each_call_awaited_in_block_on_gets_its_own_answer() {
             other => panic!("expected a timeout, got {other:?}"),
         }
         assert_eq!(pool.apply(double, (21,)).await.unwrap(), 42, "the pool still answers");
+        pool.close();
+        pool.join().await.unwrap();
+    })
+    .await;
+}
+
+/// The waiting thread reads its answer from the worker's channel itself:
+/// a call completes while the runtime's only thread, which would otherwise
+/// read it, is held by a task until the call has completed.
+#[aiomp::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_waiting_thread_reads_its_answer_while_the_runtime_is_busy() {
+    within(async {
+        let pool = Pool::builder()
+            .processes(1)
+            .block_on_spin(Duration::from_secs(30))
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(pool.apply(double, (1,)).await.unwrap(), 2);
+        let (holding, held) = std::sync::mpsc::channel();
+        let (completed, release) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn(async move {
+            holding.send(()).unwrap();
+            // Blocks the runtime's thread until the call completes.
+            release.recv_timeout(Duration::from_secs(20)).is_ok()
+        });
+        held.recv().unwrap();
+        let answer = pool.apply(double, (21,)).await;
+        completed.send(()).unwrap();
+        assert!(
+            holder.await.unwrap(),
+            "the call completed only once the runtime's thread was free"
+        );
+        assert_eq!(answer.unwrap(), 42);
         pool.close();
         pool.join().await.unwrap();
     })

@@ -12,7 +12,8 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// it announces, so the bound is also what a hostile worker can cost.
 pub(crate) const DEFAULT_MAX_FRAME: usize = 256 << 20;
 
-const LENGTH_BYTES: usize = 4;
+/// The length prefix of a frame.
+pub(crate) const LENGTH_BYTES: usize = 4;
 
 /// The frame codec for a channel that accepts frames up to `max_frame` bytes.
 pub(crate) fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {

@@ -15,6 +15,7 @@ mod exit;
 #[cfg(test)]
 mod fuzz;
 mod idle_spin;
+mod inbox;
 mod json;
 mod launch;
 mod link;

@@ -1,7 +1,8 @@
 //! The parent's end of one worker: the channel's two tasks and the tasks in
 //! flight on it.
 //!
-//! A reader task completes each task's oneshot as its outcome arrives. When
+//! A reader task completes each task's oneshot as its outcome arrives (or a
+//! caller spinning for its answer does, see [`Link::read_now`]). When
 //! the channel ends (EOF, a broken or malformed frame) it waits for the child
 //! to exit and fails exactly the tasks still in flight, with the worker's
 //! exit status; but after a clean EOF, tasks sent on standby that the worker
@@ -23,6 +24,7 @@ use crate::chunk::read_results;
 use crate::codec;
 use crate::error::Error;
 use crate::exit::ExitStatus;
+use crate::inbox::{Inbox, Refused};
 use crate::launch::{Launched, StartMethod};
 use crate::os_child::OsChild;
 use crate::outbox::Outbox;
@@ -220,8 +222,8 @@ pub(crate) struct Counters {
 pub(crate) struct Link {
     child: Arc<OsChild>,
     outbox: Outbox,
-    in_flight: Arc<Mutex<InFlight>>,
-    counters: Arc<Counters>,
+    /// Where its replies are read, and the tasks in flight they answer.
+    replies: Arc<Replies>,
 }
 
 impl Link {
@@ -325,27 +327,19 @@ impl Link {
                 },
             );
         }
-        let in_flight = Arc::new(Mutex::new(in_flight));
-        let counters = Arc::new(Counters::default());
+        let replies = Arc::new(Replies {
+            inbox: Inbox::new(reader),
+            in_flight: Mutex::new(in_flight),
+            counters: Counters::default(),
+            pid: child.pid(),
+            on_complete: config.on_complete.clone(),
+        });
         let end = tokio::spawn(read_replies(
-            reader,
-            Replies {
-                in_flight: Arc::clone(&in_flight),
-                counters: Arc::clone(&counters),
-                child: Arc::clone(&child),
-                on_complete: config.on_complete.clone(),
-                terminating: Arc::clone(&config.terminating),
-            },
+            Arc::clone(&replies),
+            Arc::clone(&child),
+            Arc::clone(&config.terminating),
         ));
-        Ok((
-            Link {
-                child,
-                outbox,
-                in_flight,
-                counters,
-            },
-            end,
-        ))
+        Ok((Link { child, outbox, replies }, end))
     }
 
     pub(crate) fn child(&self) -> &Arc<OsChild> {
@@ -358,7 +352,7 @@ impl Link {
         &self,
         jobs: impl IntoIterator<Item = (Job, Option<OwnedSemaphorePermit>)>,
     ) -> Vec<(Job, Option<OwnedSemaphorePermit>)> {
-        let mut in_flight = crate::lock(&self.in_flight);
+        let mut in_flight = crate::lock(&self.replies.in_flight);
         if in_flight.closed {
             return jobs.into_iter().collect();
         }
@@ -398,9 +392,16 @@ impl Link {
         Vec::new()
     }
 
+    /// Takes the replies the worker has sent so far, if its reader task is
+    /// not reading them: for a caller spinning for an answer, which then
+    /// need not wait for the reader task to be woken.
+    pub(crate) fn read_now(&self) {
+        self.replies.inbox.read_now(|frame| self.replies.take(frame));
+    }
+
     /// Asks the worker to abort those of `ids` it is running.
     pub(crate) fn cancel(&self, ids: &[u64]) {
-        let in_flight = crate::lock(&self.in_flight);
+        let in_flight = crate::lock(&self.replies.in_flight);
         let held: Vec<u64> = ids
             .iter()
             .copied()
@@ -415,13 +416,13 @@ impl Link {
     pub(crate) fn stats(&self) -> WorkerStats {
         WorkerStats {
             pid: self.child.pid(),
-            in_flight: crate::lock(&self.in_flight)
+            in_flight: crate::lock(&self.replies.in_flight)
                 .tasks
                 .values()
                 .map(|task| task.ids.end - task.ids.start)
                 .sum::<u64>() as usize,
-            completed: self.counters.completed.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
+            completed: self.replies.counters.completed.load(Ordering::Relaxed),
+            failed: self.replies.counters.failed.load(Ordering::Relaxed),
         }
     }
 
@@ -429,26 +430,26 @@ impl Link {
     /// `permit` instead, which frees the standby for the next task. The
     /// permit is dropped if the task is no longer in flight.
     pub(crate) fn promote(&self, id: u64, permit: OwnedSemaphorePermit) {
-        if let Some(pending) = crate::lock(&self.in_flight).tasks.get_mut(&id) {
+        if let Some(pending) = crate::lock(&self.replies.in_flight).tasks.get_mut(&id) {
             pending.slots = Some(permit);
         }
     }
 
     /// Whether task `id` is in flight on this link.
     pub(crate) fn holds(&self, id: u64) -> bool {
-        crate::lock(&self.in_flight).tasks.contains_key(&id)
+        crate::lock(&self.replies.in_flight).tasks.contains_key(&id)
     }
 
     /// The tasks on standby that the ended worker never started, to be sent
     /// again; they are in no one's hands until then.
     pub(crate) fn take_unstarted(&self) -> Vec<Job> {
-        std::mem::take(&mut crate::lock(&self.in_flight).unstarted)
+        std::mem::take(&mut crate::lock(&self.replies.in_flight).unstarted)
     }
 
     /// Asks the worker to finish what it holds and exit.
     pub(crate) fn drain(&self) {
         // Under the lock, so that no task dispatched before it can follow it.
-        let _in_flight = crate::lock(&self.in_flight);
+        let _in_flight = crate::lock(&self.replies.in_flight);
         self.outbox.send(Request::Drain, Vec::new());
     }
 }
@@ -497,56 +498,74 @@ fn ended_while_starting(pid: u32, status: crate::exit::ExitStatus) -> Error {
     }
 }
 
-/// What the reader of a link's replies updates.
+/// A link's replies: where they are read, and what each one updates.
 struct Replies {
-    in_flight: Arc<Mutex<InFlight>>,
-    counters: Arc<Counters>,
-    child: Arc<OsChild>,
+    inbox: Inbox,
+    in_flight: Mutex<InFlight>,
+    counters: Counters,
+    pid: u32,
     on_complete: Option<OnComplete>,
-    terminating: Arc<AtomicBool>,
 }
 
-async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
-    let Replies {
-        in_flight,
-        counters,
-        child,
-        on_complete,
-        terminating,
-    } = replies;
-    let pid = child.pid();
-    let failure = loop {
-        match reader.recv_with_payload::<Reply>().await {
+impl std::fmt::Debug for Replies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replies")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replies {
+    /// Completes the tasks that `frame` answers, or says why the frame does
+    /// not belong on a link; then it changes nothing.
+    fn take(&self, frame: &Bytes) -> Result<(), Refused> {
+        let pid = self.pid;
+        match transport::split_message::<Reply>(frame) {
             Ok((Reply::Outcomes(outcomes), payload)) => {
                 let Some(results) = split_results(&outcomes, &payload) else {
-                    break Some("malformed frame: its result buffers do not add up to its payload".to_owned());
+                    return Err("malformed frame: its result buffers do not add up to its payload".to_owned());
                 };
                 for (outcome, bytes) in outcomes.iter().zip(results) {
-                    let pending = crate::lock(&in_flight).tasks.remove(&outcome.id);
+                    let pending = crate::lock(&self.in_flight).tasks.remove(&outcome.id);
                     let Some(pending) = pending else { continue };
                     let calls = pending.ids.end - pending.ids.start;
                     let failed = u64::from(outcome.failed).min(calls);
-                    if let Some(on_complete) = &on_complete {
+                    if let Some(on_complete) = &self.on_complete {
                         on_complete(pending.ids);
                     }
-                    counters.completed.fetch_add(calls - failed, Ordering::Relaxed);
-                    counters.failed.fetch_add(failed, Ordering::Relaxed);
+                    self.counters.completed.fetch_add(calls - failed, Ordering::Relaxed);
+                    self.counters.failed.fetch_add(failed, Ordering::Relaxed);
                     if failed > 0 {
                         tracing::debug!(pid, task = outcome.id, failed, "aiomp task failed");
                     }
                     let _ = pending.reply.send(Ok(Results { pid, bytes }));
                 }
+                Ok(())
             }
             Ok((Reply::Started(id), payload)) if payload.is_empty() => {
-                if let Some(pending) = crate::lock(&in_flight).tasks.get_mut(&id) {
+                if let Some(pending) = crate::lock(&self.in_flight).tasks.get_mut(&id) {
                     pending.unstarted = None;
                 }
+                Ok(())
             }
-            Ok((other, _)) => break Some(format!("unexpected message after the handshake: {other:?}")),
-            Err(ChannelError::Closed) => break None,
-            Err(error) => break Some(error.to_string()),
+            Ok((other, _)) => Err(format!("unexpected message after the handshake: {other:?}")),
+            Err(error) => Err(error.to_string()),
         }
-    };
+    }
+}
+
+/// Reads the link's replies until its channel ends, then waits for the
+/// child to exit and fails the tasks still in flight.
+async fn read_replies(replies: Arc<Replies>, child: Arc<OsChild>, terminating: Arc<AtomicBool>) -> LinkEnd {
+    let failure = replies.inbox.read(|frame| replies.take(frame)).await;
+    let Replies {
+        in_flight,
+        counters,
+        on_complete,
+        pid,
+        ..
+    } = &*replies;
+    let pid = *pid;
     if failure.is_some() {
         // A worker that sends garbage is not trusted with more work.
         let _ = child.signal(libc::SIGKILL);
@@ -563,7 +582,7 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
     // stopping.
     let resend = failure.is_none() && !terminating.load(Ordering::SeqCst);
     let lost = {
-        let mut in_flight = crate::lock(&in_flight);
+        let mut in_flight = crate::lock(in_flight);
         in_flight.closed = true;
         let (unstarted, lost): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut in_flight.tasks)
             .into_values()
@@ -577,7 +596,7 @@ async fn read_replies(mut reader: FrameReader, replies: Replies) -> LinkEnd {
     let count: u64 = lost.iter().map(|pending| pending.ids.end - pending.ids.start).sum();
     counters.failed.fetch_add(count, Ordering::Relaxed);
     for pending in lost {
-        if let Some(on_complete) = &on_complete {
+        if let Some(on_complete) = on_complete {
             on_complete(pending.ids.clone());
         }
         let error = if terminating.load(Ordering::SeqCst) {

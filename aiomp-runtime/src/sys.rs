@@ -140,6 +140,35 @@ pub(crate) fn send_now(fd: BorrowedFd<'_>, pieces: &[IoSlice<'_>]) -> io::Result
     }
 }
 
+/// Reads what the socket `fd` holds now into `buffer`'s spare capacity
+/// (reserving some if it has none), without blocking: the bytes read (0 at
+/// the end of the stream), or `WouldBlock` if none are there.
+pub(crate) fn recv_now(fd: BorrowedFd<'_>, buffer: &mut bytes::BytesMut) -> io::Result<usize> {
+    buffer.reserve(1);
+    let spare = buffer.spare_capacity_mut();
+    loop {
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes that
+        // `buffer` owns; recv writes at most that many.
+        let read = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if let Ok(read) = usize::try_from(read) {
+            // SAFETY: recv initialized the first `read` spare bytes.
+            unsafe { buffer.set_len(buffer.len() + read) };
+            return Ok(read);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
 /// Whether the calling thread is its process's main thread (the thread
 /// group's leader, which lives as long as the process does).
 pub(crate) fn is_main_thread() -> bool {

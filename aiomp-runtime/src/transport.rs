@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -122,24 +122,40 @@ impl FrameReader {
     /// The next message and the payload after it in its frame.
     pub(crate) async fn recv_with_payload<T: DeserializeOwned>(&mut self) -> Result<(T, Bytes), ChannelError> {
         match self.frames.next().await {
-            Some(Ok(frame)) => {
-                let frame = frame.freeze();
-                let (message, rest) = postcard::take_from_bytes::<T>(&frame).map_err(ChannelError::Malformed)?;
-                let payload = frame.slice(frame.len() - rest.len()..);
-                Ok((message, payload))
-            }
-            // The codec refuses an oversized length prefix before allocating.
-            Some(Err(e)) if e.kind() == ErrorKind::InvalidData => Err(ChannelError::Io(std::io::Error::new(
-                e.kind(),
-                format!("a frame's length prefix exceeds the limit of {} bytes", self.max_frame),
-            ))),
-            // A peer that died with data unread resets the connection: it is gone, not hostile.
-            Some(Err(e)) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
-                Err(ChannelError::Closed)
-            }
-            Some(Err(e)) => Err(ChannelError::Io(e)),
+            Some(Ok(frame)) => split_message(&frame.freeze()),
+            Some(Err(e)) => Err(read_error(e, self.max_frame)),
             None => Err(ChannelError::Closed),
         }
+    }
+
+    /// The socket, the bytes read from it and not yet framed, and the frame
+    /// limit: for a reader that frames by itself. The codec holds nothing
+    /// of its own between frames: a frame is decoded only when it is asked
+    /// for, and it is then returned whole, so the bytes start a frame.
+    pub(crate) fn into_parts(self) -> (OwnedReadHalf, BytesMut, usize) {
+        let parts = self.frames.into_parts();
+        (parts.io, parts.read_buf, self.max_frame)
+    }
+}
+
+/// A frame's message and the payload after it.
+pub(crate) fn split_message<T: DeserializeOwned>(frame: &Bytes) -> Result<(T, Bytes), ChannelError> {
+    let (message, rest) = postcard::take_from_bytes::<T>(frame).map_err(ChannelError::Malformed)?;
+    let payload = frame.slice(frame.len() - rest.len()..);
+    Ok((message, payload))
+}
+
+/// Why a read from a channel whose frames are at most `max_frame` bytes failed.
+pub(crate) fn read_error(error: std::io::Error, max_frame: usize) -> ChannelError {
+    match error.kind() {
+        // The codec refuses an oversized length prefix before allocating.
+        ErrorKind::InvalidData => ChannelError::Io(std::io::Error::new(
+            error.kind(),
+            format!("a frame's length prefix exceeds the limit of {max_frame} bytes"),
+        )),
+        // A peer that died with data unread resets the connection: it is gone, not hostile.
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => ChannelError::Closed,
+        _ => ChannelError::Io(error),
     }
 }
 

@@ -266,10 +266,12 @@ impl PoolBuilder {
     /// `Duration::ZERO` never spins.
     ///
     /// A parked thread is woken by the runtime thread that reads the answer,
-    /// and on an idle core that wake-up costs about as much as the round
-    /// trip to the worker; a spin catches an answer on its way instead. It
-    /// calls `sched_yield` on each turn, so a thread waiting for that CPU
-    /// runs first, but the spin is CPU time all the same.
+    /// which is itself woken from the I/O driver, and on an idle core each
+    /// wake-up costs about as much as the round trip to the worker. A
+    /// spinning thread reads the workers' channels itself instead, and
+    /// catches the answer as it arrives. It calls `sched_yield` on each
+    /// turn, so a thread waiting for that CPU runs first, but the spin is
+    /// CPU time all the same.
     ///
     /// - The poll that sends a call does not spin: calls joined beside it
     ///   (`join!`, `join_all`) are sent first and run together. Each later

@@ -105,6 +105,13 @@ pub(crate) struct Shared {
     retired_failed: AtomicU64,
 }
 
+impl Shared {
+    /// The live workers' links.
+    pub(crate) fn live_links(&self) -> Vec<Arc<Link>> {
+        crate::lock(&self.links).values().cloned().collect()
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")

@@ -183,7 +183,7 @@ impl<R: DeserializeOwned> Stream for PoolResult<R> {
                     let shared = &this.submitter.shared;
                     let answer = if last {
                         let deadline = this.submitter.deadline();
-                        ready!(shared.spin.poll(answer, cx, sent, deadline))
+                        ready!(shared.spin.poll(answer, cx, sent, deadline, || shared.live_links()))
                     } else {
                         ready!(Pin::new(answer).poll(cx)).ok()
                     };

@@ -6,8 +6,13 @@
 //! much as the round trip to the worker. So the last answer such a call
 //! waits for is first waited for by spinning, for at most
 //! [`PoolBuilder::block_on_spin`](crate::PoolBuilder::block_on_spin), with a
-//! `sched_yield` on each turn (a thread waiting for this CPU runs first); the
-//! runtime thread's hand-over then costs a store, not a wake-up.
+//! `sched_yield` on each turn (a thread waiting for this CPU runs first).
+//! On each turn it also reads the replies waiting in the live workers'
+//! channels (`Link::read_now`, see `inbox.rs`), unless their reader tasks
+//! are reading them: the answer is then in its hands as soon as it is in
+//! the socket, without the wake-up of a runtime thread parked in the I/O
+//! driver. Whichever thread reads an answer, the other's hand-over costs a
+//! store, not a wake-up.
 //!
 //! The poll that sent the call does not spin: it asks to be polled again at
 //! once, so that calls joined beside it (`join!`, `join_all`) are sent first
@@ -17,7 +22,8 @@
 //!
 //! Spins that miss back off (see [`crate::backoff`]), so calls that take
 //! milliseconds spend one spin every 64 waits. The backoff is the pool's,
-//! shared by all its callers.
+//! shared by all its callers. A wait that skips spinning is counted in the
+//! poll that sent its call, as its answer may be what polls it next.
 //!
 //! Nothing spins inside a task (it would hold a runtime thread), or on a
 //! current-thread runtime, whose only thread is the one that reads answers.
@@ -25,6 +31,7 @@
 //! runtime from `block_on`: those spin too.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,6 +39,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 
 use crate::backoff::SpinBackoff;
+use crate::link::Link;
 
 /// A pool's spin policy, shared by all its calls.
 #[derive(Debug)]
@@ -51,8 +59,9 @@ impl Spin {
 
     /// Polls `answer`; if it is not there yet and this thread may spin,
     /// waits for it by spinning, at most the budget and never past
-    /// `deadline`. `None` if its sender was dropped. The poll that `sent`
-    /// the call does not spin, but wakes itself to spin on the next one.
+    /// `deadline`, reading the replies of the `links` it may come on as it
+    /// spins. `None` if its sender was dropped. The poll that `sent` the
+    /// call does not spin, but wakes itself to spin on the next one.
     /// Pending registers `cx`'s waker as a plain poll does.
     pub(crate) fn poll<T>(
         &self,
@@ -60,6 +69,7 @@ impl Spin {
         cx: &mut Context<'_>,
         sent: bool,
         deadline: Option<Instant>,
+        links: impl FnOnce() -> Vec<Arc<Link>>,
     ) -> Poll<Option<T>> {
         if let Poll::Ready(received) = Pin::new(&mut *answer).poll(cx) {
             return Poll::Ready(received.ok());
@@ -81,10 +91,16 @@ impl Spin {
         }
         let limit = Instant::now() + self.budget;
         let end = deadline.map_or(limit, |deadline| deadline.min(limit));
-        let received = self.backoff.spin_until(end, || match answer.try_recv() {
-            Ok(value) => Some(Some(value)),
-            Err(oneshot::error::TryRecvError::Closed) => Some(None),
-            Err(oneshot::error::TryRecvError::Empty) => None,
+        let links = links();
+        let received = self.backoff.spin_until(end, || {
+            for link in &links {
+                link.read_now();
+            }
+            match answer.try_recv() {
+                Ok(value) => Some(Some(value)),
+                Err(oneshot::error::TryRecvError::Closed) => Some(None),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+            }
         });
         received.map_or(Poll::Pending, Poll::Ready)
     }
@@ -136,7 +152,7 @@ mod tests {
             });
             let deadline = deadline.map(|left| Instant::now() + left);
             // One poll, after the one that sent: a wait that parked would be Pending here.
-            std::future::poll_fn(|cx| Poll::Ready(spin.poll(&mut receiver, cx, false, deadline))).await
+            std::future::poll_fn(|cx| Poll::Ready(spin.poll(&mut receiver, cx, false, deadline, Vec::new))).await
         })
     }
 
@@ -208,7 +224,7 @@ mod tests {
         let runtime = multi_thread_runtime();
         let send_and_poll = || {
             let (_sender, mut receiver) = oneshot::channel::<u32>();
-            runtime.block_on(async { spin.poll(&mut receiver, &mut Context::from_waker(&waker), true, None) })
+            runtime.block_on(async { spin.poll(&mut receiver, &mut Context::from_waker(&waker), true, None, Vec::new) })
         };
         assert_eq!(send_and_poll(), Poll::Pending);
         assert_eq!(
@@ -232,7 +248,7 @@ mod tests {
         let (_sender, mut receiver) = oneshot::channel::<u32>();
         let started = Instant::now();
         let polled = multi_thread_runtime()
-            .block_on(async { spin.poll(&mut receiver, &mut Context::from_waker(&waker), true, None) });
+            .block_on(async { spin.poll(&mut receiver, &mut Context::from_waker(&waker), true, None, Vec::new) });
         assert_eq!(polled, Poll::Pending);
         assert!(
             started.elapsed() < Duration::from_secs(4),
