@@ -12,17 +12,18 @@
 //! channel is seen after the last frame before it was handled. A spinning
 //! caller takes only the frames its handler accepts; the first one it does
 //! not (a malformed frame, one that ends the link) stays for the reader task,
-//! with everything after it, as does the end of the stream or an error.
-//! Whatever a caller takes from the socket arrived with a readiness event
-//! that wakes the reader task, which then finds what was left for it.
+//! with everything after it, as does the end of the stream or an error, and
+//! the caller wakes the reader task for it. The socket cannot: epoll reports
+//! a socket as readable only if it still is when the waiting thread collects
+//! the event, and by then the caller may have emptied it.
 
-use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::unix::OwnedReadHalf;
+use tokio::sync::Notify;
 
 use crate::codec::LENGTH_BYTES;
 use crate::sys;
@@ -35,15 +36,18 @@ pub(crate) struct Inbox {
     socket: OwnedReadHalf,
     max_frame: usize,
     read: Mutex<Read>,
+    /// Wakes the reader task for what a spinning caller left to it.
+    left_to_reader: Notify,
 }
 
 /// What has been read and not yet handed on.
 #[derive(Debug)]
 struct Read {
     bytes: BytesMut,
-    /// What a spinning caller read and left for the reader task, in order:
-    /// a frame its handler refused, or how the channel ended.
-    left: VecDeque<Result<Bytes, ChannelError>>,
+    /// What a spinning caller read and left for the reader task, to be
+    /// handed on before `bytes`: a frame its handler refused, or how the
+    /// channel ended. Callers read nothing more until the reader took it.
+    left: Option<Result<Bytes, ChannelError>>,
     /// Set once the reader task has returned: nothing more is read.
     ended: bool,
 }
@@ -60,9 +64,10 @@ impl Inbox {
             max_frame,
             read: Mutex::new(Read {
                 bytes,
-                left: VecDeque::new(),
+                left: None,
                 ended: false,
             }),
+            left_to_reader: Notify::new(),
         }
     }
 
@@ -72,30 +77,40 @@ impl Inbox {
     /// read error). Meant for the link's one reader task.
     pub(crate) async fn read(&self, mut handle: impl FnMut(&Bytes) -> Result<(), Refused>) -> Option<String> {
         loop {
-            if let Err(end) = self.read_available(&mut handle) {
-                return end;
-            }
-            if let Err(error) = self.socket.readable().await {
-                crate::lock(&self.read).ended = true;
-                return Some(error.to_string());
+            match self.read_available(&mut handle) {
+                Available::Ended(end) => return end,
+                // Other tasks of this runtime thread get their turn.
+                Available::More => tokio::task::yield_now().await,
+                Available::Drained => {
+                    tokio::select! {
+                        readable = self.socket.readable() => if let Err(error) = readable {
+                            crate::lock(&self.read).ended = true;
+                            return Some(error.to_string());
+                        },
+                        () = self.left_to_reader.notified() => {}
+                    }
+                }
             }
         }
     }
 
-    /// Hands on every frame there is now, reading the socket until it is
-    /// empty; `Err` once the channel ended, with what [`read`](Self::read)
-    /// returns.
-    fn read_available(&self, handle: &mut impl FnMut(&Bytes) -> Result<(), Refused>) -> Result<(), Option<String>> {
+    /// Hands on the frames there are now, reading the socket until it is
+    /// empty or [`READS_AT_ONCE`] reads were made.
+    fn read_available(&self, handle: &mut impl FnMut(&Bytes) -> Result<(), Refused>) -> Available {
         let mut read = crate::lock(&self.read);
+        let mut reads = 0;
         let end = loop {
-            let frame = if let Some(frame) = read.left.pop_front().or_else(|| read.next_frame(self.max_frame)) {
+            let frame = if let Some(frame) = read.left.take().or_else(|| read.next_frame(self.max_frame)) {
                 frame
+            } else if reads == READS_AT_ONCE {
+                return Available::More;
             } else {
+                reads += 1;
                 read.bytes.reserve(1);
                 match self.socket.try_read_buf(&mut read.bytes) {
                     Ok(0) => Err(end_of_stream(&read.bytes)),
                     Ok(_) => continue,
-                    Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => return Available::Drained,
                     Err(error) => Err(transport::read_error(error, self.max_frame)),
                 }
             };
@@ -107,7 +122,7 @@ impl Inbox {
             }
         };
         read.ended = true;
-        Err(end)
+        Available::Ended(end)
     }
 
     /// Hands `handle` the frames there are now, without waiting, unless the
@@ -118,7 +133,7 @@ impl Inbox {
         let Ok(mut read) = self.read.try_lock() else {
             return;
         };
-        if read.ended || !read.left.is_empty() {
+        if read.ended || read.left.is_some() {
             return;
         }
         loop {
@@ -133,12 +148,27 @@ impl Inbox {
             };
             let accepted = frame.as_ref().is_ok_and(|frame| handle(frame).is_ok());
             if !accepted {
-                read.left.push_back(frame);
+                read.left = Some(frame);
+                self.left_to_reader.notify_one();
                 return;
             }
         }
     }
 }
+
+/// What the reader task's turn at the socket came to.
+enum Available {
+    /// It handed on every frame there was, and the socket is empty.
+    Drained,
+    /// It read as much as one turn may, and there may be more.
+    More,
+    /// The channel ended, as [`Inbox::read`] returns it.
+    Ended(Option<String>),
+}
+
+/// The most reads from the socket in one turn of the reader task, so that
+/// a worker that keeps it full does not keep the runtime thread.
+const READS_AT_ONCE: usize = 32;
 
 impl Read {
     /// The next whole frame in `bytes`, if there is one. A frame is left in
@@ -236,6 +266,34 @@ mod tests {
                 .await;
             assert_eq!(read, [&b"b3"[..], b"a4", b"a5"]);
             assert_eq!(end, None, "a clean end of stream");
+        });
+    }
+
+    /// A frame refused now, when nothing more arrives, still reaches a
+    /// reader task that was already waiting: the socket it waits on is
+    /// empty again, and epoll reports no readiness for it.
+    #[test]
+    fn a_waiting_reader_is_woken_for_a_frame_left_to_it() {
+        runtime().block_on(async {
+            let (inbox, mut theirs) = inbox();
+            let inbox = std::sync::Arc::new(inbox);
+            let reader = tokio::spawn({
+                let inbox = std::sync::Arc::clone(&inbox);
+                async move {
+                    let mut read = Vec::new();
+                    inbox.read(take_a(&mut read)).await
+                }
+            });
+            // The reader task now waits for the socket.
+            tokio::task::yield_now().await;
+            theirs.write_all(&frame(b"b1")).unwrap();
+            let mut now = Vec::new();
+            inbox.read_now(take_a(&mut now));
+            assert!(now.is_empty());
+            let woken = tokio::time::timeout(std::time::Duration::from_secs(20), reader).await;
+            let end = woken.expect("the reader task was not woken for the frame left to it");
+            assert_eq!(end.unwrap().as_deref(), Some("refused \"b1\""));
+            drop(theirs);
         });
     }
 

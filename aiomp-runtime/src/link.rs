@@ -396,6 +396,10 @@ impl Link {
     /// not reading them: for a caller spinning for an answer, which then
     /// need not wait for the reader task to be woken.
     pub(crate) fn read_now(&self) {
+        // A worker with nothing in flight has no answer to read.
+        if crate::lock(&self.replies.in_flight).tasks.is_empty() {
+            return;
+        }
         self.replies.inbox.read_now(|frame| self.replies.take(frame));
     }
 
