@@ -236,6 +236,18 @@ mod tests {
         }
     }
 
+    /// What the reader task hands on, taking every frame, and how it ends.
+    async fn read_all(inbox: &Inbox) -> (Vec<Bytes>, Option<String>) {
+        let mut read = Vec::new();
+        let end = inbox
+            .read(|frame| {
+                read.push(frame.clone());
+                Ok(())
+            })
+            .await;
+        (read, end)
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -257,13 +269,7 @@ mod tests {
             assert_eq!(now.len(), 2, "nothing more is taken while a refused frame waits");
             theirs.write_all(&frame(b"a5")).unwrap();
             drop(theirs);
-            let mut read = Vec::new();
-            let end = inbox
-                .read(|frame| {
-                    read.push(frame.clone());
-                    Ok(())
-                })
-                .await;
+            let (read, end) = read_all(&inbox).await;
             assert_eq!(read, [&b"b3"[..], b"a4", b"a5"]);
             assert_eq!(end, None, "a clean end of stream");
         });
@@ -306,13 +312,7 @@ mod tests {
             let mut now = Vec::new();
             inbox.read_now(take_a(&mut now));
             assert_eq!(now, [&b"a1"[..]]);
-            let mut read = Vec::new();
-            let end = inbox
-                .read(|frame| {
-                    read.push(frame.clone());
-                    Ok(())
-                })
-                .await;
+            let (read, end) = read_all(&inbox).await;
             assert!(read.is_empty(), "the frame was handed on once: {read:?}");
             assert_eq!(end, None);
             inbox.read_now(take_a(&mut now));
@@ -348,7 +348,7 @@ mod tests {
                     if read_now_first {
                         inbox.read_now(take_a(&mut now));
                     }
-                    let end = inbox.read(|_| Ok(())).await;
+                    let (_, end) = read_all(&inbox).await;
                     assert!(
                         end.as_deref().is_some_and(|end| end.contains(reason)),
                         "{reason}, read_now first: {read_now_first}: {end:?}"
