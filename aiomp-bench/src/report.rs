@@ -158,10 +158,10 @@ given several chunksizes and the best is reported. aiomultiprocess and procspawn
 with `child_concurrency(4096)`: a worker holds at most that many calls, and a chunk is a quarter \
 of it.\n\
 - **W2** runs aiomp five times: on tokio's default multi-thread runtime with the calls in \
-`block_on` (what `#[tokio::main]`'s body does), where the reply is read by a runtime thread and \
-the `block_on` thread spins for it (up to 150 µs, with a `sched_yield` on each turn: \
-`block_on_spin`) rather than parking and waiting to be woken; the same with `block_on_spin(0)` \
-(this row shows what the spin gains and has no target); on the same runtime with the calls in a \
+`block_on` (what `#[tokio::main]`'s body does), where the `block_on` thread spins for the reply \
+(up to 150 µs, with a `sched_yield` on each turn: `block_on_spin`), reading the worker's channel \
+itself, rather than parking until a runtime thread, itself woken, reads the reply and wakes it; \
+the same with `block_on_spin(0)` (this row shows what the spin gains and has no target); on the same runtime with the calls in a \
 spawned task, which runs on a runtime thread and crosses only when a reply wakes another; the \
 same with `worker_spin(50µs)`, where a worker with no call running watches its channel before it \
 sleeps, so that the next call needs no wake-up (off by default); and on a current-thread \
@@ -175,12 +175,13 @@ aiomp and in one process alike. Each runs on the default pool and with `prefetch
 worker holds a second wave of calls that starts as the first completes, without a round trip to \
 the parent. The ideal itself is out of reach: 10,000 sleeps 512 at a time take 20 waves, not 19.5 \
 (1.024×); the last limit row, 20 sleeps back to back in one task, is that floor.\n\
-- **W4** runs every system three times as a pair: the calls serially in one process, then on a \
+- **W4** runs every system five times as a pair: the calls serially in one process, then on a \
 pool that stays up across the pairs. It reports the pair with the median speedup and lists all \
-three: the serial time of the same work moved between 1.2 and 2.1 s within minutes on this shared \
-machine, and a pair measured back to back shares its mood of the moment. The limit row runs the \
-same pairs on two threads of one process: how much parallelism the machine gave at the time (its \
-two vCPUs sometimes run two busy threads no faster than one).\n\
+five (with three, one run's pairs spread from 1.70 to 2.23): the serial time of the same work \
+moved between 1.2 and 2.1 s within minutes on this shared machine, and a pair measured back to \
+back shares its mood of the moment. The limit row runs the same pairs on two threads of one \
+process: how much parallelism the machine gave at the time (its two vCPUs sometimes run two busy \
+threads no faster than one).\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \

@@ -58,7 +58,7 @@ impl Scale {
         w2_calls: 2_000,
         w3_items: 10_000,
         w4_items: 100,
-        w4_pairs: 3,
+        w4_pairs: 5,
         w5_runs: 15,
         w6_buffers: 200,
         w7_runs: 10,
