@@ -588,16 +588,17 @@
 //!   worker with free slots, its request written by the calling thread, and
 //!   a round trip costs about what a bare socket ping-pong does. A call
 //!   awaited in `block_on` of a multi-thread runtime (the body of
-//!   `#[tokio::main]`) spins for its reply, which a runtime thread reads,
-//!   for up to [`block_on_spin`](PoolBuilder::block_on_spin) (150 µs)
-//!   rather than parking and being woken: each wake-up is tens of µs on a
-//!   virtual machine. For sequences of short calls, one at a time, set
+//!   `#[tokio::main]`) spins for its reply for up to
+//!   [`block_on_spin`](PoolBuilder::block_on_spin) (150 µs), reading the
+//!   worker's channel itself, rather than parking until a runtime thread,
+//!   itself woken, reads the reply and wakes it: each wake-up is tens of µs
+//!   on a virtual machine. For sequences of short calls, one at a time, set
 //!   [`worker_spin`](PoolBuilder::worker_spin) too (50 µs): a worker with
 //!   no call running then watches its channel before it sleeps, and the
 //!   next call does not have to wake it. It is off by default, as its CPU
 //!   slowed maps of CPU-bound calls on a machine short of CPU. Both spins
 //!   call `sched_yield` on each turn and back off when they miss. W2
-//!   measured 25–93 µs a call from `block_on`, about 45 µs from a spawned
+//!   measured 25–48 µs a call from `block_on`, about 45 µs from a spawned
 //!   task or a current-thread runtime (`#[aiomp::main(flavor =
 //!   "current_thread")]`) and 22–30 µs with `worker_spin(50 µs)` as well,
 //!   against 61–106 µs with both spins off and a ping-pong of about 50–60
