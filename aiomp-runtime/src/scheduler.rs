@@ -116,6 +116,12 @@ pub trait Scheduler: Send + 'static {
     fn schedule_task(&mut self, task: TaskId, function: &str, args: &[u8]) -> QueueId;
 
     /// The task completed (or failed, or was cancelled).
+    ///
+    /// It is called on whichever thread took the task's outcome: a thread
+    /// of the pool's runtime, or the thread of a caller that waits for an
+    /// answer in `block_on` (see
+    /// [`PoolBuilder::block_on_spin`](crate::PoolBuilder::block_on_spin)),
+    /// while that worker's replies wait. Keep it short, and do not panic in it.
     fn complete_task(&mut self, task: TaskId);
 }
 
