@@ -176,13 +176,10 @@ impl Read {
     fn next_frame(&mut self, max_frame: usize) -> Option<Result<Bytes, ChannelError>> {
         let head: [u8; LENGTH_BYTES] = self.bytes.get(..LENGTH_BYTES)?.try_into().ok()?;
         let len = u32::from_be_bytes(head) as usize;
-        if len > max_frame {
+        let Some(whole) = len.checked_add(LENGTH_BYTES).filter(|_| len <= max_frame) else {
             return Some(Err(transport::read_error(ErrorKind::InvalidData.into(), max_frame)));
-        }
-        let Some(missing) = (LENGTH_BYTES + len)
-            .checked_sub(self.bytes.len())
-            .filter(|&missing| missing > 0)
-        else {
+        };
+        let Some(missing) = whole.checked_sub(self.bytes.len()).filter(|&missing| missing > 0) else {
             self.bytes.advance(LENGTH_BYTES);
             return Some(Ok(self.bytes.split_to(len).freeze()));
         };
