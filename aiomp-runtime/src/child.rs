@@ -508,7 +508,11 @@ impl Serve {
                 let arrived = self.waiting.remove(at).expect("just found it");
                 // A chunk never holds more than u32::MAX calls.
                 #[allow(clippy::cast_possible_truncation)]
-                let results = self.cancelled(arrived.calls as u32, "cancelled by the parent before it started");
+                let results = cancelled_results(
+                    self.pid,
+                    arrived.calls as u32,
+                    "cancelled by the parent before it started",
+                );
                 answered.push(self.outcome(*id, results));
             }
         }
@@ -558,11 +562,6 @@ impl Serve {
         idle_spin::set_busy(true);
     }
 
-    /// The results of a task none of whose `calls` ran to completion.
-    fn cancelled(&self, calls: u32, message: &str) -> ResultsWriter {
-        cancelled_results(self.pid, calls, message)
-    }
-
     /// Asks the writer to tell the parent that task `id` starts: the
     /// receiver hears once it is written out, or that it never will be.
     fn announce(&self, id: u64) -> oneshot::Receiver<()> {
@@ -599,7 +598,7 @@ impl Serve {
                 } else {
                     "the task's wrapper panicked"
                 };
-                (join_error.id(), id, self.cancelled(calls, message))
+                (join_error.id(), id, cancelled_results(self.pid, calls, message))
             }
         };
         self.by_task.remove(&task_id);
