@@ -156,36 +156,26 @@ pub fn serve_sink() -> std::io::Result<()> {
     }
 }
 
-/// The median time to fork, exec and wait for the minimal tokio binary `binary`, over `runs`.
-pub async fn tokio_exec(binary: &Path, runs: usize, deadline: Duration) -> Outcome {
-    let binary = binary.to_owned();
-    let measure = tokio::task::spawn_blocking(move || {
-        let mut samples = Vec::with_capacity(runs);
-        for _ in 0..=runs {
-            let started = Instant::now();
-            let status = std::process::Command::new(&binary)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .status()?;
-            samples.push(started.elapsed().as_secs_f64() * 1e6);
-            if !status.success() {
-                return Err(std::io::Error::other(format!(
-                    "{} exited with {status}",
-                    binary.display()
-                )));
-            }
-        }
-        samples.remove(0);
-        Ok(samples)
-    });
-    match tokio::time::timeout(deadline, measure).await {
-        Ok(Ok(Ok(samples))) => Outcome::Measured(Value::Duration {
-            median_us: stats::median(&samples).unwrap_or(f64::NAN),
-            samples: samples.len(),
-        }),
-        Ok(Ok(Err(error))) => Outcome::Failed(error.to_string()),
-        Ok(Err(error)) => Outcome::Failed(error.to_string()),
-        Err(_) => Outcome::TimedOut(deadline),
+/// Forks, executes and waits for the minimal tokio binary `binary` once
+/// (`std::process::Command::status`, blocking): the µs it took.
+///
+/// # Errors
+///
+/// If it could not be started, or exited with a failure.
+pub fn exec_once(binary: &Path) -> std::io::Result<f64> {
+    let started = Instant::now();
+    let status = std::process::Command::new(binary)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()?;
+    let took = started.elapsed().as_secs_f64() * 1e6;
+    if status.success() {
+        Ok(took)
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} exited with {status}",
+            binary.display()
+        )))
     }
 }
 

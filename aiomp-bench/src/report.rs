@@ -185,7 +185,8 @@ threads no faster than one).\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \
-the time).\n\
+the time). aiomp's start methods and procspawn take turns, one fresh process each per round, so \
+that the ratios compare runs made in the same minutes.\n\
 - **W6** counts every byte twice (sent and received); MB = 10⁶ bytes. The target applies to \
 `aiomp::Buffer`, the type the README recommends, which crosses without a copy in user space; \
 `serde_bytes::ByteBuf` is copied into and out of each frame on both sides. aiomp and procspawn are timed \
@@ -195,7 +196,9 @@ The limit is one direction of one socket, the median of five passes (single pass
 - **W7** runs in the suite's own process, after W1–W6 have grown it. That costs fork alone: the \
 kernel copies the parent's page tables, so a fork one-shot that takes 0.9 ms from a small parent \
 takes 2–9 ms here (12.5 ms with 100 MiB resident, in a probe); spawn re-executes the binary and \
-the fork server is a small process of its own, whatever the parent holds.\n\
+the fork server is a small process of its own, whatever the parent holds. Each spawn one-shot is \
+followed by its share of the limit's execs of the minimal tokio binary (three each), so that the \
+ratio compares the two over the same minutes.\n\
 - **W8** runs in a fresh process (`aiomp-bench __w8 N`) that consumes `pool.map(...)` as a stream \
 and reads `VmHWM` from `/proc/self/status` at the end.\n\
 - **W9** is measured from outside for every system: the program starts its pool, makes one call, \

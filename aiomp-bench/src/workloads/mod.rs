@@ -15,6 +15,7 @@ pub mod w9;
 
 use std::fmt::Write;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use aiomp::{Pool, StartMethod};
@@ -159,27 +160,94 @@ pub fn no_equivalent(workload: Workload, system: System, variant: Option<&str>, 
     )
 }
 
+/// One fresh run of a system: a future for its output.
+pub type FreshRun<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<PeerOutput, RunError>> + 'a>> + 'a>;
+
 /// The median of `runs` fresh runs' `seconds`, run one after the other, as a [`Value::Duration`].
-pub async fn median_of_fresh_runs<F, Fut>(runs: usize, mut one: F) -> Outcome
+pub async fn median_of_fresh_runs<'a, F, Fut>(runs: usize, mut one: F) -> Outcome
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<PeerOutput, RunError>>,
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = Result<PeerOutput, RunError>> + 'a,
 {
-    let mut samples = Vec::with_capacity(runs);
+    let run: FreshRun<'a> = Box::new(move || Box::pin(one()));
+    let mut outcomes = medians_of_fresh_runs_in_turns(runs, vec![run]).await;
+    outcomes.pop().unwrap_or_else(|| Outcome::Skipped("no runs".into()))
+}
+
+/// For each system, the median of `runs` fresh runs' `seconds`, taken in
+/// turns: one run of each system, then the next round. The machine's speed
+/// drifts over minutes, and this way the drift weighs on every system alike:
+/// a ratio between two of them compares runs made in the same minutes. A
+/// system whose run fails is not run again; its outcome says why.
+pub async fn medians_of_fresh_runs_in_turns(runs: usize, mut systems: Vec<FreshRun<'_>>) -> Vec<Outcome> {
+    let mut taken: Vec<Result<Vec<f64>, Outcome>> = systems.iter().map(|_| Ok(Vec::with_capacity(runs))).collect();
     for _ in 0..runs {
-        match one().await {
-            Ok(PeerOutput {
-                seconds: Some(seconds), ..
-            }) => samples.push(seconds * 1e6),
-            Ok(_) => return Outcome::Failed("a run printed no `seconds`".into()),
-            Err(error) => return error.into(),
+        for (one, taken) in systems.iter_mut().zip(&mut taken) {
+            let Ok(samples) = taken else { continue };
+            match one().await {
+                Ok(PeerOutput {
+                    seconds: Some(seconds), ..
+                }) => samples.push(seconds * 1e6),
+                Ok(_) => *taken = Err(Outcome::Failed("a run printed no `seconds`".into())),
+                Err(error) => *taken = Err(error.into()),
+            }
         }
     }
-    match crate::stats::median(&samples) {
-        Some(median_us) => Outcome::Measured(Value::Duration {
-            median_us,
-            samples: samples.len(),
-        }),
-        None => Outcome::Skipped("no runs".into()),
+    taken
+        .into_iter()
+        .map(|taken| match taken {
+            Ok(samples) => match crate::stats::median(&samples) {
+                Some(median_us) => Outcome::Measured(Value::Duration {
+                    median_us,
+                    samples: samples.len(),
+                }),
+                None => Outcome::Skipped("no runs".into()),
+            },
+            Err(outcome) => outcome,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    fn seconds(seconds: f64) -> PeerOutput {
+        PeerOutput {
+            seconds: Some(seconds),
+            ..PeerOutput::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_runs_in_turns_take_one_run_of_each_system_per_round() {
+        let order = RefCell::new(Vec::new());
+        let system = |name: char, took: f64| -> FreshRun<'_> {
+            let order = &order;
+            Box::new(move || {
+                order.borrow_mut().push(name);
+                Box::pin(async move { Ok(seconds(took)) })
+            })
+        };
+        let outcomes = medians_of_fresh_runs_in_turns(3, vec![system('a', 0.001), system('b', 0.002)]).await;
+        assert_eq!(order.into_inner(), ['a', 'b', 'a', 'b', 'a', 'b']);
+        let medians: Vec<Option<f64>> = outcomes.iter().map(|o| o.value().map(Value::primary)).collect();
+        assert_eq!(medians, [Some(1000.0), Some(2000.0)]);
+    }
+
+    #[tokio::test]
+    async fn a_system_whose_run_fails_is_not_run_again_and_the_others_go_on() {
+        let runs = RefCell::new(0);
+        let failing: FreshRun<'_> = Box::new(|| {
+            *runs.borrow_mut() += 1;
+            Box::pin(async { Err(RunError::Failed("it broke".into())) })
+        });
+        let working: FreshRun<'_> = Box::new(|| Box::pin(async { Ok(seconds(0.5)) }));
+        let outcomes = medians_of_fresh_runs_in_turns(4, vec![failing, working]).await;
+        assert_eq!(runs.into_inner(), 1);
+        assert_eq!(outcomes[0], Outcome::Failed("it broke".into()));
+        assert_eq!(outcomes[1].value().map(Value::primary), Some(500_000.0));
     }
 }

@@ -12,20 +12,41 @@ use serde_json::json;
 use crate::methods::{self, PYTHON_START_METHODS, START_METHODS};
 use crate::peers::python::Library;
 use crate::remote::double;
-use crate::row::{Row, System, Workload};
+use crate::row::{Outcome, Row, System, Workload};
 use crate::subprocess::{RunError, run_json};
 use crate::suite::{Context, deadline};
-use crate::workloads::{PoolConfig, fresh, median_of_fresh_runs, shut_down};
+use crate::workloads::{FreshRun, PoolConfig, fresh, median_of_fresh_runs, medians_of_fresh_runs_in_turns, shut_down};
 
 /// Runs W5 on every system and start method.
 pub async fn run(context: &Context) -> Vec<Row> {
     let runs = context.scale.w5_runs;
     let each = deadline(context, Duration::from_secs(60));
-    let base = format!("{runs} fresh processes, timed inside each from the start of main (before aiomp::init)");
+    let base = format!(
+        "{runs} fresh processes, timed inside each from the start of main (before aiomp::init); \
+         aiomp's start methods and procspawn in turns"
+    );
+    // aiomp under each start method and procspawn, in turns: the targets
+    // are ratios between them.
+    let mut systems: Vec<FreshRun<'_>> = START_METHODS
+        .iter()
+        .map(|&method| {
+            let args = ["__w5".to_owned(), methods::name(method)];
+            let run: FreshRun<'_> = Box::new(move || {
+                let args = args.clone();
+                Box::pin(async move { fresh(&args, &environment(method), each).await })
+            });
+            run
+        })
+        .collect();
+    systems.push(Box::new(|| {
+        Box::pin(async {
+            let command = context.procspawn.command("w5", &[]).map_err(RunError::Unavailable)?;
+            run_json(command, each).await
+        })
+    }));
+    let mut outcomes = medians_of_fresh_runs_in_turns(runs, systems).await.into_iter();
     let mut rows = Vec::new();
     for &method in START_METHODS {
-        let name = methods::name(method);
-        let args = ["__w5".to_owned(), name.clone()];
         let configuration = if method == StartMethod::Forkserver {
             format!("{base}; AIOMP_START_METHOD=forkserver: init forks the server")
         } else {
@@ -34,16 +55,12 @@ pub async fn run(context: &Context) -> Vec<Row> {
         rows.push(Row::new(
             Workload::W5,
             System::Aiomp,
-            Some(&name),
+            Some(&methods::name(method)),
             configuration,
-            median_of_fresh_runs(runs, || {
-                let env = environment(method);
-                let args = args.clone();
-                async move { fresh(&args, &env, each).await }
-            })
-            .await,
+            outcomes.next().unwrap_or_else(|| Outcome::Skipped("not run".into())),
         ));
     }
+    let procspawn = outcomes.next().unwrap_or_else(|| Outcome::Skipped("not run".into()));
     let python_base = format!("{runs} fresh interpreters, timed inside each after the imports");
     for (system, library) in [
         (System::Aiomultiprocess, Library::Aiomultiprocess),
@@ -68,17 +85,12 @@ pub async fn run(context: &Context) -> Vec<Row> {
             ));
         }
     }
-    let outcome = median_of_fresh_runs(runs, || async {
-        let command = context.procspawn.command("w5", &[]).map_err(RunError::Unavailable)?;
-        run_json(command, each).await
-    })
-    .await;
     rows.push(Row::new(
         Workload::W5,
         System::Procspawn,
         Some("spawn"),
         format!("{base}; Pool::new(2), spawn + join, shutdown"),
-        outcome,
+        procspawn,
     ));
     rows
 }
