@@ -356,6 +356,18 @@ pub(crate) fn wait_readable(fds: &[RawFd]) -> io::Result<Vec<bool>> {
     }
 }
 
+/// Whether `fd` has something to read (or has reached its end) right now,
+/// without waiting.
+pub(crate) fn readable_now(fd: RawFd) -> bool {
+    let mut polled = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `polled` is one valid pollfd; a zero timeout never blocks.
+    unsafe { libc::poll(&raw mut polled, 1, 0) > 0 }
+}
+
 /// Takes ownership of an fd this process received and nothing else owns.
 pub(crate) fn own_received_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: the fd was just received over SCM_RIGHTS: it is open, and

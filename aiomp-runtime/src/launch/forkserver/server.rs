@@ -9,9 +9,12 @@
 //! A worker is forked ahead of need: the spare readies itself (its runtime
 //! built, the pages it writes copied) and waits for the server to hand it a
 //! request's channel and token. A request then waits for neither the fork
-//! nor that start-up: the server forks the next spare after it replies. It
-//! announces each spare's pid to the parent, so that the parent can reap a
-//! spare left behind by a server that died.
+//! nor that start-up: the server forks the next spare after it replies.
+//! Requests sent together (a pool's workers) find no spare after the first:
+//! each of the others gets a worker forked for it, which greets the parent
+//! before it builds its runtime, where a spare would build it first. The
+//! server announces each spare's pid to the parent, so that the parent can
+//! reap a spare left behind by a server that died.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -70,7 +73,10 @@ pub(super) fn serve(mut control: UnixStream, watch: ParentWatch) -> ! {
     };
     let mut spare = None;
     loop {
-        if spare.is_none() {
+        // A request already waiting is better served by a worker forked for
+        // it: that one greets the parent before it builds its runtime, where
+        // a spare forked now would build it first.
+        if spare.is_none() && !sys::readable_now(control.as_raw_fd()) {
             spare = forker.spare();
             announce(&mut control, spare.as_ref());
         }
