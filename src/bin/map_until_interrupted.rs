@@ -1,13 +1,13 @@
 //! Runs a long `map` (10,000 tasks of a 100 ms sleep) on a pool of two
 //! workers started with the method named in its first argument, prints
-//! `started <worker> <worker> [<fork server>]` once tasks are running, and
+//! `started <worker> <worker> [<fork server> <spare>]` once tasks are running, and
 //! keeps going until interrupted: the tests send it SIGINT, as a terminal's
 //! Ctrl-C does, to see that nothing outlives it and nothing panics.
 
 use std::io::Write;
 use std::time::Duration;
 
-use aiomp::{Pool, StartMethod};
+use aiomp::{Pool, StartMethod, Worker};
 
 #[aiomp::remote]
 async fn nap(i: u64) -> u64 {
@@ -35,6 +35,9 @@ async fn main() -> aiomp::Result<()> {
     let mut pids = pool.worker_pids();
     pids.extend(aiomp_suite::forkservers_of(std::process::id()));
     if method == StartMethod::Forkserver {
+        // A lone start leaves a spare waiting (a pool's start does not):
+        // it too must go on Ctrl-C.
+        assert_eq!(Worker::with_args(nap, (7,)).start_method(method).await?, 7);
         pids.extend(aiomp_suite::settled_spares_of(std::process::id()));
     }
     let line: Vec<String> = pids.iter().map(u32::to_string).collect();

@@ -1,6 +1,6 @@
 //! Builds a pool of two workers with the start method named in its first
-//! argument, prints `pids <worker> <worker> [<fork server>]` on one line, then
-//! waits to be killed: the tests kill it to see that no process outlives it.
+//! argument, prints `pids <worker> <worker> [<fork server> <spare>]` on one
+//! line, then waits to be killed: the tests kill it to see that no process outlives it.
 //! With `busy` as its second argument, one worker spins on the CPU (and says
 //! `spinning` on its own line first) while it waits: that worker's runtime
 //! never gets to read its channel.
@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use aiomp::{Pool, StartMethod};
+use aiomp::{Pool, StartMethod, Worker};
 
 #[aiomp::remote]
 async fn double(x: u64) -> u64 {
@@ -38,6 +38,9 @@ async fn main() -> aiomp::Result<()> {
     let mut pids = pool.worker_pids();
     pids.extend(aiomp_suite::forkservers_of(std::process::id()));
     if method == StartMethod::Forkserver {
+        // A lone start leaves a spare waiting (a pool's start does not):
+        // it too must go when this process goes.
+        assert_eq!(Worker::with_args(double, (1,)).start_method(method).await?, 2);
         pids.extend(aiomp_suite::settled_spares_of(std::process::id()));
     }
     let line: Vec<String> = pids.iter().map(u32::to_string).collect();

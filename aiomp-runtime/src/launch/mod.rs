@@ -86,10 +86,13 @@ pub enum StartMethod {
     Fork,
     /// Fork workers from a single-threaded server process, re-executed once
     /// per parent on first use: fork-cheap starts without inheriting the
-    /// parent's threads or locks. The server keeps one worker forked ahead
-    /// of need (`aiomp-spare` in `ps`, idle until a request takes it), so a
-    /// start waits for neither the fork nor the worker's runtime. The server
-    /// and its spare exit with the parent; the server is restarted if it dies.
+    /// parent's threads or locks. After a lone start (a one-shot process, a
+    /// pool's restart or recycle) the server forks one worker ahead of need
+    /// (`aiomp-spare` in `ps`, idle until a request takes it), so that the
+    /// next start waits for neither the fork nor the worker's runtime; a
+    /// pool's start, which asks for all its workers at once, leaves none.
+    /// The server and its spare exit with the parent; the server is
+    /// restarted if it dies.
     Forkserver,
 }
 

@@ -31,8 +31,15 @@ use crate::registry::Registry;
 
 pub(crate) use server::serve_fork_requests;
 
-/// A request: `FORK`, then the new worker's token; its channel rides along as an fd.
+/// A request: `FORK` or `FORK_BATCH`, then the new worker's token; its
+/// channel rides along as an fd. After a `FORK` (a one-shot process, a
+/// pool's restart or recycle, which tend to come one after another) the
+/// server forks a spare for the next request; after a `FORK_BATCH` (one of
+/// a pool's first workers, asked for together) it does not: the next
+/// request is likely far off, and on a machine with few cores the spare's
+/// start would take CPU time from the workers starting beside it.
 const FORK: u8 = 1;
+const FORK_BATCH: u8 = 2;
 const REQUEST_BYTES: usize = 1 + TOKEN_BYTES;
 
 /// Messages from the server, each `REPLY_BYTES` long: a tag, then a pid,
@@ -132,7 +139,7 @@ pub(super) fn fork_workers(count: usize, greeting: &[u8]) -> Vec<Result<Launched
     let mut requested = Vec::with_capacity(count);
     if let Some(running) = server.as_mut().filter(|server| server.alive) {
         while requested.len() < count {
-            match running.request(greeting) {
+            match running.request(greeting, FORK_BATCH) {
                 Ok(request) => requested.push(request),
                 Err(_) => break,
             }
@@ -203,14 +210,15 @@ impl ForkServer {
     /// Asks the server for a worker, passing it the worker's end of a fresh
     /// channel (greeted with `greeting`), and waits for its pid.
     fn fork(&mut self, greeting: &[u8]) -> Result<Launched, Error> {
-        let requested = self.request(greeting)?;
+        let requested = self.request(greeting, FORK)?;
         self.answer(requested)
     }
 
-    /// Sends a fork request, passing the server the worker's end of a fresh
-    /// channel (greeted with `greeting`); [`answer`](Self::answer) reads the
-    /// reply. Requests may be sent ahead: the server answers them in order.
-    fn request(&mut self, greeting: &[u8]) -> Result<Requested, Error> {
+    /// Sends a fork request (`kind`: [`FORK`] or [`FORK_BATCH`]), passing the
+    /// server the worker's end of a fresh channel (greeted with `greeting`);
+    /// [`answer`](Self::answer) reads the reply. Requests may be sent ahead:
+    /// the server answers them in order.
+    fn request(&mut self, greeting: &[u8], kind: u8) -> Result<Requested, Error> {
         if !self.watched {
             self.process.watch();
             self.watched = true;
@@ -219,7 +227,7 @@ impl ForkServer {
         let (parent_end, child_end) = UnixStream::pair().map_err(Error::Spawn)?;
         let unsent = greet(&parent_end, &token, greeting)?;
         let mut request = [0; REQUEST_BYTES];
-        request[0] = FORK;
+        request[0] = kind;
         request[1..].copy_from_slice(&token);
         let sent = self.control.send_with_fd(&request, &[child_end.as_raw_fd()]);
         let sent = sent.and_then(|n| self.control.write_all(&request[n..]));

@@ -12,7 +12,8 @@
 //! nor that start-up: the server forks the next spare after it replies.
 //! Requests sent together (a pool's workers) find no spare after the first:
 //! each of the others gets a worker forked for it, which greets the parent
-//! before it builds its runtime, where a spare would build it first. The
+//! before it builds its runtime, where a spare would build it first; and
+//! none is forked after them, until a lone request comes. The
 //! server announces each spare's pid to the parent, so that the parent can
 //! reap a spare left behind by a server that died.
 
@@ -22,7 +23,7 @@ use std::os::unix::net::UnixStream;
 
 use sendfd::{RecvWithFd, SendWithFd};
 
-use super::{FAILED, FORK, FORKED, REPLY_BYTES, REQUEST_BYTES, SPARE};
+use super::{FAILED, FORK, FORK_BATCH, FORKED, REPLY_BYTES, REQUEST_BYTES, SPARE};
 use crate::child::{self, EXIT_HANDSHAKE, ParentWatch};
 use crate::launch::TOKEN_BYTES;
 use crate::launch::Token;
@@ -72,15 +73,16 @@ pub(super) fn serve(mut control: UnixStream, watch: ParentWatch) -> ! {
         shared: sys::has_other_threads(),
     };
     let mut spare = None;
+    let mut spare_wanted = true;
     loop {
         // A request already waiting is better served by a worker forked for
         // it: that one greets the parent before it builds its runtime, where
         // a spare forked now would build it first.
-        if spare.is_none() && !sys::readable_now(control.as_raw_fd()) {
+        if spare.is_none() && spare_wanted && !sys::readable_now(control.as_raw_fd()) {
             spare = forker.spare();
             announce(&mut control, spare.as_ref());
         }
-        serve_request(&mut control, &forker, &mut spare);
+        spare_wanted = serve_request(&mut control, &forker, &mut spare);
     }
 }
 
@@ -177,8 +179,9 @@ fn wait_for_request(mut handoff: UnixStream) -> (UnixStream, Token) {
 }
 
 /// Reads one request (its first bytes carry the worker's channel), hands
-/// it to the spare (or forks a worker for it), and reports its pid.
-fn serve_request(control: &mut UnixStream, forker: &Forker, spare: &mut Option<Spare>) {
+/// it to the spare (or forks a worker for it), and reports its pid. Returns
+/// whether the request wants a spare forked after it (it is no `FORK_BATCH`).
+fn serve_request(control: &mut UnixStream, forker: &Forker, spare: &mut Option<Spare>) -> bool {
     let mut request = [0; REQUEST_BYTES];
     let mut fds = [-1; 1];
     let (read, received) = match control.recv_with_fd(&mut request, &mut fds) {
@@ -189,7 +192,7 @@ fn serve_request(control: &mut UnixStream, forker: &Forker, spare: &mut Option<S
     if control.read_exact(&mut request[read..]).is_err() {
         sys::exit_now(0);
     }
-    let Some(channel) = channel.filter(|_| request[0] == FORK) else {
+    let Some(channel) = channel.filter(|_| matches!(request[0], FORK | FORK_BATCH)) else {
         child::die(EXIT_HANDSHAKE, "fork server: malformed request from the parent");
     };
     let token: Token = request[1..].try_into().expect("token length");
@@ -219,4 +222,5 @@ fn serve_request(control: &mut UnixStream, forker: &Forker, spare: &mut Option<S
     if control.write_all(&reply).is_err() {
         sys::exit_now(0);
     }
+    request[0] == FORK
 }
