@@ -1,8 +1,9 @@
 //! Runs a long `map` (10,000 tasks of a 100 ms sleep) on a pool of two
 //! workers started with the method named in its first argument, prints
-//! `started <worker> <worker> [<fork server> <spare>]` once tasks are running, and
-//! keeps going until interrupted: the tests send it SIGINT, as a terminal's
-//! Ctrl-C does, to see that nothing outlives it and nothing panics.
+//! `started <worker> <worker> [<fork server> <spare>]` once tasks are
+//! running, and keeps going until interrupted: the tests send it SIGINT, as
+//! a terminal's Ctrl-C does, to see that nothing outlives it and nothing
+//! panics.
 
 use std::io::Write;
 use std::time::Duration;

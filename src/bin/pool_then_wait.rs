@@ -1,6 +1,7 @@
 //! Builds a pool of two workers with the start method named in its first
 //! argument, prints `pids <worker> <worker> [<fork server> <spare>]` on one
-//! line, then waits to be killed: the tests kill it to see that no process outlives it.
+//! line, then waits to be killed: the tests kill it to see that no process
+//! outlives it.
 //! With `busy` as its second argument, one worker spins on the CPU (and says
 //! `spinning` on its own line first) while it waits: that worker's runtime
 //! never gets to read its channel.

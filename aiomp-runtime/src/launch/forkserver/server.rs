@@ -13,9 +13,9 @@
 //! Requests sent together (a pool's workers) find no spare after the first:
 //! each of the others gets a worker forked for it, which greets the parent
 //! before it builds its runtime, where a spare would build it first; and
-//! none is forked after them, until a lone request comes. The
-//! server announces each spare's pid to the parent, so that the parent can
-//! reap a spare left behind by a server that died.
+//! none is forked after them, until a lone request comes. The server
+//! announces each spare's pid to the parent, so that the parent can reap a
+//! spare left behind by a server that died.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
