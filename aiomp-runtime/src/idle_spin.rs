@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backoff::SpinBackoff;
+use crate::sys;
 
 /// The worker's channel; negative until [`arm`] is called.
 static CHANNEL: AtomicI32 = AtomicI32::new(-1);
@@ -51,19 +52,8 @@ pub(crate) fn before_park() {
     if channel < 0 || budget.is_zero() || BUSY.load(Ordering::Relaxed) || BACKOFF.skip() {
         return;
     }
-    BACKOFF.spin_until(Instant::now() + budget, || ready(channel).then_some(()));
-}
-
-/// Whether `channel` is readable, closed or failed: in each case the
-/// runtime has work.
-fn ready(channel: RawFd) -> bool {
-    let mut polled = libc::pollfd {
-        fd: channel,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, and a zero timeout: it only looks.
-    unsafe { libc::poll(&raw mut polled, 1, 0) > 0 }
+    // Readable, closed or failed: in each case the runtime has work.
+    BACKOFF.spin_until(Instant::now() + budget, || sys::readable_now(channel).then_some(()));
 }
 
 #[cfg(test)]
@@ -77,7 +67,7 @@ mod tests {
 
     /// Whether `channel` turned ready within `budget`, as a park watches it.
     fn watch(channel: RawFd, budget: Duration) -> bool {
-        spin_until(Instant::now() + budget, || ready(channel).then_some(())).is_some()
+        spin_until(Instant::now() + budget, || sys::readable_now(channel).then_some(())).is_some()
     }
 
     #[test]

@@ -356,8 +356,8 @@ pub(crate) fn wait_readable(fds: &[RawFd]) -> io::Result<Vec<bool>> {
     }
 }
 
-/// Whether `fd` has something to read (or has reached its end) right now,
-/// without waiting.
+/// Whether `fd` has something to read right now, has reached its end or
+/// failed (each wakes a reader), without waiting.
 pub(crate) fn readable_now(fd: RawFd) -> bool {
     let mut polled = libc::pollfd {
         fd,
