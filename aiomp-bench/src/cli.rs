@@ -19,7 +19,8 @@ usage: aiomp-bench all [--quick] [--output PATH] [--chart PATH] [--python PATH] 
   --chart PATH    the SVG chart (default: bench/chart.svg beside the default report,
                   or the report's path with .svg otherwise)
   --python PATH   the interpreter that makes bench/.venv (default: python3)
-  --only LIST     only these workloads (W1..W9, WR)
+  --only LIST     only these workloads (W1..W9, WR, W1x16, W3x16, W4x16); the x16
+                  rows run on 16 processes, by default only where there are 16 CPUs
 ";
 
 /// Runs the command line `args` (without the program name); `started` is

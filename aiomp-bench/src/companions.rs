@@ -1,10 +1,12 @@
 //! The suite's helper binaries (`procspawn_peer`, `tokio_exec`): built with
-//! the same cargo and profile as the running binary, found beside it.
+//! the same cargo and profile as the running binary, found beside it. On a
+//! machine without cargo (the binaries were copied there together), the ones
+//! beside it are used as they are.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::subprocess::{command, run};
+use crate::subprocess::{RunError, command, run};
 
 /// How long building the helpers may take (normally seconds: their dependencies are built).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
@@ -73,8 +75,16 @@ async fn build(repo: &Path) -> Result<(), String> {
         args.extend(["--bin".into(), name.into()]);
     }
     eprintln!("[setup] building the helper binaries {NAMES:?}");
-    run(command(cargo, args), BUILD_TIMEOUT)
-        .await
-        .map(drop)
-        .map_err(|e| format!("could not build the helper binaries: {e}"))
+    match run(command(&cargo, args), BUILD_TIMEOUT).await {
+        Ok(_) => Ok(()),
+        Err(RunError::Spawn(error)) if NAMES.iter().all(|name| exe.with_file_name(name).is_file()) => {
+            eprintln!(
+                "[setup] could not run {} ({error}): using the helper binaries beside {} as they are",
+                Path::new(&cargo).display(),
+                exe.display()
+            );
+            Ok(())
+        }
+        Err(error) => Err(format!("could not build the helper binaries: {error}")),
+    }
 }

@@ -179,9 +179,10 @@ pub fn exec_once(binary: &Path) -> std::io::Result<f64> {
     }
 }
 
-/// W1 on tokio tasks in this process: spawn `n` tasks that double a number, await them all.
-pub async fn tokio_tasks(n: u64, deadline: Duration) -> Outcome {
-    let run = async {
+/// W1 on tokio tasks in this process: spawn `n` tasks that double a
+/// number, await them all, on a runtime of `threads` threads.
+pub async fn tokio_tasks(n: u64, threads: usize, deadline: Duration) -> Outcome {
+    let run = async move {
         let started = Instant::now();
         let handles: Vec<_> = (0..n).map(|x| tokio::spawn(async move { x * 2 })).collect();
         let mut last = 0;
@@ -196,11 +197,32 @@ pub async fn tokio_tasks(n: u64, deadline: Duration) -> Outcome {
             per_second: n as f64 / seconds,
         })
     };
-    match tokio::time::timeout(deadline, run).await {
-        Ok(Ok(value)) => Outcome::Measured(value),
-        Ok(Err(reason)) => Outcome::Failed(reason),
-        Err(_) => Outcome::TimedOut(deadline),
+    match on_threads(threads, async move { tokio::time::timeout(deadline, run).await }).await {
+        Ok(Ok(Ok(value))) => Outcome::Measured(value),
+        Ok(Ok(Err(reason))) | Err(reason) => Outcome::Failed(reason),
+        Ok(Err(_)) => Outcome::TimedOut(deadline),
     }
+}
+
+/// Runs `future` on a runtime of its own with `threads` worker threads, as
+/// many as the pool it is compared with has processes, whatever this
+/// machine's CPUs. It runs as a task on those threads, which end with the
+/// runtime (and the timers of [`crate::timer`] made on them).
+async fn on_threads<F>(threads: usize, future: F) -> Result<F::Output, String>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("could not build a runtime of {threads} threads: {e}"))?;
+        runtime.block_on(runtime.spawn(future)).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// W4's ceiling on this machine as it runs: `items` calls of
@@ -244,7 +266,8 @@ pub enum Timer {
     Precise,
 }
 
-/// W3 on tokio in this process: `items` sleeps of `sleep_ms`, `at_once` at a time.
+/// W3 on tokio in this process: `items` sleeps of `sleep_ms`, `at_once` at
+/// a time, on a runtime of `threads` threads.
 ///
 /// # Panics
 ///
@@ -252,13 +275,14 @@ pub enum Timer {
 pub async fn tokio_sleeps(
     items: u64,
     at_once: usize,
+    threads: usize,
     sleep_ms: u64,
     timer: Timer,
     ideal: f64,
     deadline: Duration,
 ) -> Outcome {
     use futures_util::StreamExt;
-    let run = async {
+    let run = async move {
         let started = Instant::now();
         let done = futures_util::stream::iter(0..items)
             .map(|x| async move {
@@ -274,9 +298,10 @@ pub async fn tokio_sleeps(
             .await;
         (done, started.elapsed().as_secs_f64())
     };
-    match tokio::time::timeout(deadline, run).await {
-        Ok((done, seconds)) if done as u64 == items => Outcome::Measured(Value::VersusIdeal { seconds, ideal }),
-        Ok(_) => Outcome::Failed("lost sleeps".into()),
-        Err(_) => Outcome::TimedOut(deadline),
+    match on_threads(threads, async move { tokio::time::timeout(deadline, run).await }).await {
+        Ok(Ok((done, seconds))) if done as u64 == items => Outcome::Measured(Value::VersusIdeal { seconds, ideal }),
+        Ok(Ok(_)) => Outcome::Failed("lost sleeps".into()),
+        Ok(Err(_)) => Outcome::TimedOut(deadline),
+        Err(reason) => Outcome::Failed(reason),
     }
 }

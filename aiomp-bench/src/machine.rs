@@ -23,7 +23,7 @@ pub struct Machine {
     pub load: String,
     /// The UTC date and time the run started.
     pub date: String,
-    /// The repository's commit (`git describe --always --dirty`).
+    /// The repository's commit (`git describe --always --dirty`, or `AIOMP_BENCH_COMMIT`).
     pub commit: String,
 }
 
@@ -69,16 +69,28 @@ impl Machine {
                 .collect::<Vec<_>>()
                 .join(" "),
             date: utc_now(),
-            commit: run(
-                command(
-                    "git",
-                    ["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"],
-                ),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_or_else(|_| "unknown".into(), |v| v.trim().to_owned()),
+            commit: commit().await,
         }
+    }
+}
+
+/// The repository's commit, from git or, where the binary runs outside its
+/// repository (copied to another machine), from `AIOMP_BENCH_COMMIT`.
+async fn commit() -> String {
+    let repo = crate::suite::repo_root();
+    let describe = command(
+        "git",
+        [
+            "-C".as_ref(),
+            repo.as_os_str(),
+            "describe".as_ref(),
+            "--always".as_ref(),
+            "--dirty".as_ref(),
+        ],
+    );
+    match run(describe, Duration::from_secs(30)).await {
+        Ok(commit) => commit.trim().to_owned(),
+        Err(_) => std::env::var("AIOMP_BENCH_COMMIT").unwrap_or_else(|_| "unknown".into()),
     }
 }
 

@@ -182,6 +182,12 @@ moved between 1.2 and 2.1 s within minutes on this shared machine, and a pair me
 back shares its mood of the moment. The limit row runs the same pairs on two threads of one \
 process: how much parallelism the machine gave at the time (its two vCPUs sometimes run two busy \
 threads no faster than one).\n\
+- **W1x16, W3x16, W4x16** repeat W1, W3 and W4 on 16 processes, on a machine with at least 16 \
+CPUs (elsewhere they are skipped unless `--only` names them): W1 with every N × 8; W3 with 80,000 \
+items, 16 × 256 at a time, for the same ideal (0.195 s); W4 with 160 calls, ten per process (100 \
+calls would take 7 rounds where the work is 6.25), three pairs each. Their limits run on a runtime \
+of 16 threads, as the 2-process rows' run on one of 2. The targets are the base workloads' (W4: \
+0.95 × 16 = 15.2×).\n\
 - **W5** runs a fresh process per sample (`aiomp-bench __w5 METHOD`), which times itself from the \
 first line of `main`, before `aiomp::init` (Python: after its imports), to the end of `join`. The \
 forkserver sample runs with `AIOMP_START_METHOD=forkserver`, so `init` forks the fork server (inside \

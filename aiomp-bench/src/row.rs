@@ -27,11 +27,21 @@ pub enum Workload {
     W9,
     /// W1 with `max_tasks_per_child(1)`: a fresh worker per task.
     Recycling,
+    /// W1 on [`WIDE`] processes, with N scaled to match.
+    W1Wide,
+    /// W3 on [`WIDE`] processes, with the items scaled so that the ideal stays 0.195 s.
+    W3Wide,
+    /// W4 on [`WIDE`] processes, ten calls per process.
+    W4Wide,
 }
+
+/// The processes of the wide rows: W1, W3 and W4 again on a machine with
+/// at least this many CPUs.
+pub const WIDE: usize = 16;
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 13] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -42,6 +52,9 @@ impl Workload {
         Workload::W8,
         Workload::W9,
         Workload::Recycling,
+        Workload::W1Wide,
+        Workload::W3Wide,
+        Workload::W4Wide,
     ];
 
     /// The short ID (`W1`, ..., `WR`).
@@ -57,7 +70,30 @@ impl Workload {
             Workload::W8 => "W8",
             Workload::W9 => "W9",
             Workload::Recycling => "WR",
+            Workload::W1Wide => "W1x16",
+            Workload::W3Wide => "W3x16",
+            Workload::W4Wide => "W4x16",
         }
+    }
+
+    /// The workload this one repeats on more processes (itself if none).
+    pub fn base(self) -> Workload {
+        match self {
+            Workload::W1Wide => Workload::W1,
+            Workload::W3Wide => Workload::W3,
+            Workload::W4Wide => Workload::W4,
+            other => other,
+        }
+    }
+
+    /// Whether this is one of the rows on [`WIDE`] processes.
+    pub fn is_wide(self) -> bool {
+        self.base() != self
+    }
+
+    /// The worker processes of its pools: 2, or [`WIDE`].
+    pub fn processes(self) -> usize {
+        if self.is_wide() { WIDE } else { 2 }
     }
 
     /// What the workload does, and the figure it reports.
@@ -73,6 +109,9 @@ impl Workload {
             Workload::W8 => "map over 10,000,000 items, streamed: peak RSS of the parent (VmHWM)",
             Workload::W9 => "an idle pool of 2: CPU time of all its processes, % of one core",
             Workload::Recycling => "map `double` with `max_tasks_per_child(1)`, 2 processes: tasks/s",
+            Workload::W1Wide => "W1 on 16 processes, N × 8: tasks/s",
+            Workload::W3Wide => "W3 on 16 processes × 256, 80,000 items: time / ideal (0.195 s)",
+            Workload::W4Wide => "W4 on 16 processes, 160 calls: speedup over serial",
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::companions::Companions;
 use crate::machine::Machine;
 use crate::peers::procspawn::Procspawn;
 use crate::peers::python::Python;
-use crate::row::{Row, Workload};
+use crate::row::{Outcome, Row, System, WIDE, Workload};
 use crate::{chart, report, targets, workloads};
 
 /// What `all` was asked to do.
@@ -37,6 +37,8 @@ pub struct Scale {
     pub w3_items: u64,
     pub w4_items: u64,
     pub w4_pairs: usize,
+    pub w4_wide_calls_per_process: u64,
+    pub w4_wide_pairs: usize,
     pub w5_runs: usize,
     pub w6_buffers: u64,
     pub w7_runs: usize,
@@ -59,6 +61,8 @@ impl Scale {
         w3_items: 10_000,
         w4_items: 100,
         w4_pairs: 5,
+        w4_wide_calls_per_process: 10,
+        w4_wide_pairs: 3,
         w5_runs: 15,
         w6_buffers: 200,
         w7_runs: 10,
@@ -80,6 +84,8 @@ impl Scale {
         w3_items: 1_000,
         w4_items: 10,
         w4_pairs: 1,
+        w4_wide_calls_per_process: 1,
+        w4_wide_pairs: 1,
         w5_runs: 2,
         w6_buffers: 20,
         w7_runs: 2,
@@ -108,11 +114,18 @@ pub struct Context {
     pub companions: Companions,
 }
 
-/// The repository root (the workspace this crate belongs to).
+/// The repository root: the workspace this binary was built in or, where
+/// that is not on this machine (the binary was copied to another), the
+/// current directory.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if built_in.join("bench/python").is_dir() {
+        built_in
+    } else {
+        std::env::current_dir().unwrap_or(built_in)
+    }
 }
 
 /// Runs the suite and writes the report; the rows it wrote.
@@ -136,7 +149,16 @@ pub async fn run(options: Options) -> std::io::Result<Vec<Row>> {
         }
         let began = Instant::now();
         eprintln!("[{}] {}", workload.id(), workload.title());
-        let new_rows = workloads::run(workload, &context).await;
+        let new_rows = match too_few_cpus(workload, &context.options) {
+            Some(reason) => vec![Row::new(
+                workload,
+                System::Aiomp,
+                None,
+                String::new(),
+                Outcome::Skipped(reason),
+            )],
+            None => workloads::run(workload, &context).await,
+        };
         for row in &new_rows {
             eprintln!("    {:<40} {}", row.label(), row.outcome);
         }
@@ -162,6 +184,21 @@ pub async fn run(options: Options) -> std::io::Result<Vec<Row>> {
         elapsed.as_secs_f64()
     );
     Ok(rows)
+}
+
+/// Why the wide rows do not run here, if they don't: this machine has fewer
+/// than [`WIDE`] CPUs, and they were neither named in `--only` nor part of a
+/// smoke run (which runs them on any machine, to keep them working).
+fn too_few_cpus(workload: Workload, options: &Options) -> Option<String> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let asked = options.quick || options.only.contains(&workload);
+    (workload.is_wide() && !asked && cpus < WIDE).then(|| {
+        format!(
+            "this machine has {cpus} CPUs, fewer than the {WIDE} processes of these rows \
+             (`--only {}` runs them anyway)",
+            workload.id()
+        )
+    })
 }
 
 fn write(path: &Path, contents: &str) -> std::io::Result<()> {

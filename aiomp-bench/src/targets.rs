@@ -10,8 +10,8 @@ pub const W1_OVER_AIOMULTIPROCESS: f64 = 100.0;
 pub const W2_OVER_PING_PONG: f64 = 1.3;
 /// W3: at most this many times the ideal.
 pub const W3_OVER_IDEAL: f64 = 1.05;
-/// W4: at least this speedup.
-pub const W4_SPEEDUP: f64 = 1.9;
+/// W4: at least this speedup per process (1.9 on 2 processes).
+pub const W4_SPEEDUP_PER_PROCESS: f64 = 0.95;
 /// W5: forkserver at most this fraction of procspawn.
 pub const W5_FORKSERVER_OVER_PROCSPAWN: f64 = 0.5;
 /// W6: at least this fraction of the one-way socket stream.
@@ -74,8 +74,9 @@ fn absolute(goal: String, comparison: String, met: bool) -> Verdict {
 fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
     let mine = row.value()?.primary();
     let variant = row.variant.as_deref();
-    Some(match row.workload {
-        Workload::W1 => w1(mine, rows),
+    // The wide rows have their base's targets, against rows of their own workload.
+    Some(match row.workload.base() {
+        Workload::W1 => w1(mine, row.workload, rows),
         // The target is for the defaults; this row shows what the spin gains.
         Workload::W2 if variant == Some(W2_NO_SPIN) => return None,
         Workload::W2 => {
@@ -96,11 +97,10 @@ fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
             format!("{mine:.3}× ideal"),
             mine <= W3_OVER_IDEAL,
         ),
-        Workload::W4 => absolute(
-            format!("≥ {W4_SPEEDUP}× serial"),
-            format!("{mine:.2}×"),
-            mine >= W4_SPEEDUP,
-        ),
+        Workload::W4 => {
+            let goal = W4_SPEEDUP_PER_PROCESS * row.workload.processes() as f64;
+            absolute(format!("≥ {goal:.1}× serial"), format!("{mine:.2}×"), mine >= goal)
+        }
         Workload::W5 => {
             let procspawn = value(rows, Workload::W5, System::Procspawn).map(Value::primary);
             match variant {
@@ -156,18 +156,20 @@ fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
             format!("{mine:.3}%"),
             mine < W9_PERCENT,
         ),
-        Workload::Recycling => return None,
+        // (`base` is never one of the wide ones.)
+        Workload::Recycling | Workload::W1Wide | Workload::W3Wide | Workload::W4Wide => return None,
     })
 }
 
-/// W1: at least the best peer, and at least 100× aiomultiprocess.
-fn w1(mine: f64, rows: &[Row]) -> Verdict {
+/// W1 (or its wide rows, `workload`): at least the best peer, and at least
+/// 100× aiomultiprocess.
+fn w1(mine: f64, workload: Workload, rows: &[Row]) -> Verdict {
     let best = rows
         .iter()
-        .filter(|r| r.workload == Workload::W1 && r.system.is_peer())
+        .filter(|r| r.workload == workload && r.system.is_peer())
         .filter_map(|r| Some((r.value()?.primary(), r.system.name())))
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    let aiomultiprocess = value(rows, Workload::W1, System::Aiomultiprocess).map(Value::primary);
+    let aiomultiprocess = value(rows, workload, System::Aiomultiprocess).map(Value::primary);
     let goal = format!("≥ best peer and ≥ {W1_OVER_AIOMULTIPROCESS:.0}× aiomultiprocess");
     match (best, aiomultiprocess) {
         (Some((best, name)), Some(amp)) => absolute(
@@ -210,6 +212,28 @@ mod tests {
         assert_eq!(verdict.met, Some(false), "{verdict:?}");
         assert!(verdict.comparison.contains("0.67× best peer"), "{verdict:?}");
         assert!(rows[1].verdict.is_none());
+    }
+
+    #[test]
+    fn wide_rows_are_judged_against_their_own_workload_and_processes() {
+        let rate = |per_second: f64| Value::Rate { per_second };
+        let speedup = |pool: f64| Value::Speedup { serial: 16.0, pool };
+        let mut rows = vec![
+            row(Workload::W1, System::MpPool, None, rate(1e6)),
+            row(Workload::W1Wide, System::Aiomp, None, rate(2e7)),
+            row(Workload::W1Wide, System::Aiomultiprocess, None, rate(1e5)),
+            row(Workload::W1Wide, System::MpPool, None, rate(3e7)),
+            row(Workload::W4, System::Aiomp, None, speedup(8.0)),
+            row(Workload::W4Wide, System::Aiomp, None, speedup(1.1)),
+        ];
+        judge(&mut rows);
+        let w1 = rows[1].verdict.as_ref().unwrap();
+        assert_eq!(w1.met, Some(false), "{w1:?}");
+        assert!(w1.comparison.contains("0.67× best peer"), "{w1:?}");
+        let w4 = rows[4].verdict.as_ref().unwrap();
+        assert_eq!((w4.goal.as_str(), w4.met), ("≥ 1.9× serial", Some(true)));
+        let wide = rows[5].verdict.as_ref().unwrap();
+        assert_eq!((wide.goal.as_str(), wide.met), ("≥ 15.2× serial", Some(false)));
     }
 
     #[test]

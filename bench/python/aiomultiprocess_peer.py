@@ -31,7 +31,7 @@ async def identity(buf):
 
 
 async def w1(args):
-    async with Pool(2, childconcurrency=args.concurrency) as pool:
+    async with Pool(args.processes, childconcurrency=args.concurrency) as pool:
         await pool.apply(double, (1,))
         start = time.perf_counter()
         results = await pool.map(double, range(args.n))
@@ -42,7 +42,7 @@ async def w1(args):
 
 async def w2(args):
     samples = []
-    async with Pool(2) as pool:
+    async with Pool(args.processes) as pool:
         await pool.apply(double, (1,))
         for x in range(args.n):
             start = time.perf_counter()
@@ -52,7 +52,7 @@ async def w2(args):
 
 
 async def w3(args):
-    async with Pool(2, childconcurrency=args.concurrency) as pool:
+    async with Pool(args.processes, childconcurrency=args.concurrency) as pool:
         await pool.apply(double, (1,))
         start = time.perf_counter()
         results = await pool.starmap(sleeper, [(x, args.sleep_ms / 1000) for x in range(args.n)])
@@ -64,7 +64,7 @@ async def w3(args):
 async def w4(args):
     iters = calibrate(args.target_ms)
     pairs = []
-    async with Pool(2) as pool:
+    async with Pool(args.processes) as pool:
         await pool.apply(double, (1,))
         for _ in range(args.reps):
             serial, serial_seconds = timed(lambda: [spin(iters) for _ in range(args.n)])
@@ -79,7 +79,7 @@ async def w4(args):
 
 async def w5(args):
     start = time.perf_counter()
-    pool = Pool(2)
+    pool = Pool(args.processes)
     assert await pool.apply(double, (21,)) == 42
     pool.close()
     await pool.join()
@@ -87,7 +87,7 @@ async def w5(args):
 
 
 async def w6(args):
-    async with Pool(2) as pool:
+    async with Pool(args.processes) as pool:
         await pool.apply(double, (1,))
         start = time.perf_counter()
         total = sum(2 * len(buf) for buf in await pool.map(identity, buffers(args.n, args.size)))
@@ -108,7 +108,7 @@ async def w7(args):
 async def w8(args):
     start = time.perf_counter()
     count = 0
-    async with Pool(2) as pool:
+    async with Pool(args.processes) as pool:
         # Awaited, not `async for`: its async iteration polls each result every 5 ms
         # (25 s for 5,000 items), and it queues every task up front either way.
         for value in await pool.map(double, range(args.n)):
@@ -119,13 +119,13 @@ async def w8(args):
 
 
 async def w9(args):
-    async with Pool(2) as pool:
+    async with Pool(args.processes) as pool:
         await pool.apply(double, (1,))
         await asyncio.get_running_loop().run_in_executor(None, wait_for_eof)
 
 
 async def recycling(args):
-    async with Pool(2, maxtasksperchild=1) as pool:
+    async with Pool(args.processes, maxtasksperchild=1) as pool:
         start = time.perf_counter()
         results = await pool.map(double, range(args.n))
         seconds = time.perf_counter() - start

@@ -90,6 +90,7 @@ def parse(workloads):
     parser.add_argument("workload", choices=sorted(workloads))
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--method", default="spawn")
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sleep-ms", type=float, default=10.0)
     parser.add_argument("--target-ms", type=float, default=20.0)

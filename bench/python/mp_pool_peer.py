@@ -28,7 +28,7 @@ def w1(args, ctx):
     for chunksize in (int(c) for c in args.chunksizes.split(",")):
         # A chunksize of 1 costs a round trip per item: fewer items keep it short.
         n = min(args.n, chunksize * 20_000)
-        with ctx.Pool(2) as pool:
+        with ctx.Pool(args.processes) as pool:
             pool.apply(double, (1,))
             start = time.perf_counter()
             results = pool.map(double, range(n), chunksize=chunksize)
@@ -42,7 +42,7 @@ def w1(args, ctx):
 
 def w2(args, ctx):
     samples = []
-    with ctx.Pool(2) as pool:
+    with ctx.Pool(args.processes) as pool:
         pool.apply(double, (1,))
         for x in range(args.n):
             start = time.perf_counter()
@@ -54,7 +54,7 @@ def w2(args, ctx):
 def w4(args, ctx):
     iters = calibrate(args.target_ms)
     pairs = []
-    with ctx.Pool(2) as pool:
+    with ctx.Pool(args.processes) as pool:
         pool.apply(double, (1,))
         for _ in range(args.reps):
             serial, serial_seconds = timed(lambda: [spin(iters) for _ in range(args.n)])
@@ -67,7 +67,7 @@ def w4(args, ctx):
 
 def w5(args, ctx):
     start = time.perf_counter()
-    pool = ctx.Pool(2)
+    pool = ctx.Pool(args.processes)
     assert pool.apply(double, (21,)) == 42
     pool.close()
     pool.join()
@@ -76,7 +76,7 @@ def w5(args, ctx):
 
 def w6(args, ctx):
     total = 0
-    with ctx.Pool(2) as pool:
+    with ctx.Pool(args.processes) as pool:
         pool.apply(double, (1,))
         start = time.perf_counter()
         for buf in pool.imap(identity, buffers(args.n, args.size), chunksize=1):
@@ -108,7 +108,7 @@ def w8(args, ctx):
     chunksize = 1000
     start = time.perf_counter()
     count = 0
-    with ctx.Pool(2) as pool:
+    with ctx.Pool(args.processes) as pool:
         for value in pool.imap(double, range(args.n), chunksize=chunksize):
             count += 1
         seconds = time.perf_counter() - start
@@ -117,13 +117,13 @@ def w8(args, ctx):
 
 
 def w9(args, ctx):
-    with ctx.Pool(2) as pool:
+    with ctx.Pool(args.processes) as pool:
         pool.apply(double, (1,))
         wait_for_eof()
 
 
 def recycling(args, ctx):
-    with ctx.Pool(2, maxtasksperchild=1) as pool:
+    with ctx.Pool(args.processes, maxtasksperchild=1) as pool:
         start = time.perf_counter()
         results = pool.map(double, range(args.n), chunksize=1)
         seconds = time.perf_counter() - start

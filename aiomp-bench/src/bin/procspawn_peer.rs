@@ -2,8 +2,9 @@
 //! `spawn`) on the workloads that have an equivalent there.
 //!
 //! A binary of its own, so that procspawn's re-exec entry (`procspawn::init()`)
-//! never mixes with aiomp's. Run by the suite as `procspawn_peer WORKLOAD [N]
-//! [ITERS]`; prints one JSON object on stdout (the same fields as the Python peers).
+//! never mixes with aiomp's. Run by the suite as `procspawn_peer WORKLOAD
+//! ARGS...` (`w1 N [PROCESSES]`, `w4 N ITERS PAIRS [PROCESSES]`, ...); prints
+//! one JSON object on stdout (the same fields as the Python peers).
 
 // Rates, sizes and counts here stay far below 2^52: converting them to f64 loses nothing.
 #![allow(clippy::cast_precision_loss)]
@@ -24,9 +25,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let output = match args.first().map(String::as_str) {
-        Some("w1") => w1(number(1, 2000)),
+        Some("w1") => w1(number(1, 2000), number(2, 2)),
         Some("w2") => w2(number(1, 2000)),
-        Some("w4") => w4(number(1, 100), number(2, 1_000_000), number(3, 1)),
+        Some("w4") => w4(number(1, 100), number(2, 1_000_000), number(3, 1), number(4, 2)),
         Some("w5") => w5(started),
         Some("w6") => w6(number(1, 200), number(2, 1 << 20)),
         Some("w7") => w7(number(1, 10)),
@@ -42,10 +43,11 @@ fn main() {
     }
 }
 
-fn pool() -> Result<Pool, String> {
-    let pool = Pool::new(2).map_err(|e| e.to_string())?;
-    // Both workers are up once each ran one call.
-    let mut warm: Vec<JoinHandle<u64>> = (0..2).map(|x| pool.spawn(x, |x| x * 2)).collect();
+/// A pool of `processes` workers.
+fn pool(processes: u64) -> Result<Pool, String> {
+    let pool = Pool::new(processes as usize).map_err(|e| e.to_string())?;
+    // Every worker is up once each ran one call.
+    let mut warm: Vec<JoinHandle<u64>> = (0..processes).map(|x| pool.spawn(x, |x| x * 2)).collect();
     for handle in &mut warm {
         join(handle)?;
     }
@@ -56,8 +58,8 @@ fn join<T: serde::Serialize + serde::de::DeserializeOwned>(handle: &mut JoinHand
     handle.join_timeout(JOIN_TIMEOUT).map_err(|e| e.to_string())
 }
 
-fn w1(n: u64) -> Result<serde_json::Value, String> {
-    let pool = pool()?;
+fn w1(n: u64, processes: u64) -> Result<serde_json::Value, String> {
+    let pool = pool(processes)?;
     let started = Instant::now();
     let mut handles: Vec<JoinHandle<u64>> = (0..n).map(|x| pool.spawn(x, |x| x * 2)).collect();
     let mut last = 0;
@@ -71,7 +73,7 @@ fn w1(n: u64) -> Result<serde_json::Value, String> {
 }
 
 fn w2(n: u64) -> Result<serde_json::Value, String> {
-    let pool = pool()?;
+    let pool = pool(2)?;
     let mut samples = Vec::new();
     for x in 0..n {
         let started = Instant::now();
@@ -83,8 +85,8 @@ fn w2(n: u64) -> Result<serde_json::Value, String> {
     Ok(json!({ "samples_us": samples }))
 }
 
-fn w4(n: u64, iters: u64, pairs: u64) -> Result<serde_json::Value, String> {
-    let pool = pool()?;
+fn w4(n: u64, iters: u64, pairs: u64, processes: u64) -> Result<serde_json::Value, String> {
+    let pool = pool(processes)?;
     let mut measured = Vec::new();
     for _ in 0..pairs.max(1) {
         let started = Instant::now();
@@ -116,7 +118,7 @@ fn w6(count: u64, size: u64) -> Result<serde_json::Value, String> {
     /// Buffers in flight at once: one per worker. With more, procspawn 1.0.2
     /// hangs on arguments over ~256 KiB (its IPC send blocks until a worker takes the call).
     const WINDOW: usize = 2;
-    let pool = pool()?;
+    let pool = pool(2)?;
     // The same pass twice; the second is timed (the first warms the allocators).
     let mut timed = (0.0, 0);
     for _ in 0..2 {
@@ -158,7 +160,7 @@ fn w7(reps: u64) -> Result<serde_json::Value, String> {
 }
 
 fn w9() -> Result<serde_json::Value, String> {
-    let pool = pool()?;
+    let pool = pool(2)?;
     println!("{}", json!({ "ready": true }));
     let mut rest = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut rest);

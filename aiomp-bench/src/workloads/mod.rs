@@ -28,10 +28,10 @@ use crate::suite::Context;
 /// Runs `workload` on every system; its rows.
 pub async fn run(workload: Workload, context: &Context) -> Vec<Row> {
     match workload {
-        Workload::W1 => w1::run(context).await,
+        Workload::W1 | Workload::W1Wide => w1::run(context, workload).await,
         Workload::W2 => w2::run(context).await,
-        Workload::W3 => w3::run(context).await,
-        Workload::W4 => w4::run(context).await,
+        Workload::W3 | Workload::W3Wide => w3::run(context, workload).await,
+        Workload::W4 | Workload::W4Wide => w4::run(context, workload).await,
         Workload::W5 => w5::run(context).await,
         Workload::W6 => w6::run(context).await,
         Workload::W7 => w7::run(context).await,
@@ -39,6 +39,12 @@ pub async fn run(workload: Workload, context: &Context) -> Vec<Row> {
         Workload::W9 => w9::run(context).await,
         Workload::Recycling => recycling::run(context).await,
     }
+}
+
+/// `n`, the size of a workload on its 2 processes, scaled to `workload`'s
+/// processes: the same work per process.
+pub fn per_process(workload: Workload, n: u64) -> u64 {
+    n * workload.processes() as u64 / 2
 }
 
 /// How an aiomp pool of a workload is configured.

@@ -1,4 +1,5 @@
-//! W1: map `double` over N items on 2 processes; tasks/s.
+//! W1: map `double` over N items on 2 processes; tasks/s. The wide rows
+//! run it on 16 processes, with every N scaled by 8.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use crate::peers::{self, PeerOutput};
 use crate::remote::double;
 use crate::row::{Row, System, Value, Workload};
 use crate::suite::{Context, deadline};
-use crate::workloads::{PoolConfig, measure, shut_down};
+use crate::workloads::{PoolConfig, measure, per_process, shut_down};
 
 /// aiomp's tasks in flight per worker for W1. A worker holds at most this
 /// many calls, so it bounds a chunk (a quarter of it): tiny calls need
@@ -18,14 +19,15 @@ pub const CHILD_CONCURRENCY: usize = 4096;
 /// aiomultiprocess's `childconcurrency` for W1.
 const AIOMULTIPROCESS_CONCURRENCY: usize = 256;
 
-/// Runs W1 on every system.
-pub async fn run(context: &Context) -> Vec<Row> {
+/// Runs `workload` (W1, or its wide rows) on every system.
+pub async fn run(context: &Context, workload: Workload) -> Vec<Row> {
     let scale = context.scale;
-    let n = scale.w1_items;
+    let processes = workload.processes();
+    let n = per_process(workload, scale.w1_items);
     let limit = deadline(context, Duration::from_secs(300));
-    let config = PoolConfig::new(2, CHILD_CONCURRENCY);
+    let config = PoolConfig::new(processes, CHILD_CONCURRENCY);
     let mut rows = vec![Row::new(
-        Workload::W1,
+        workload,
         System::Aiomp,
         None,
         format!("N={n}, {}, awaited as a Vec", config.describe()),
@@ -33,14 +35,16 @@ pub async fn run(context: &Context) -> Vec<Row> {
     )];
 
     let python = &context.python;
+    let items = per_process(workload, scale.w1_aiomultiprocess_items);
     let options = [
-        ("n", scale.w1_aiomultiprocess_items.to_string()),
+        ("n", items.to_string()),
         ("concurrency", AIOMULTIPROCESS_CONCURRENCY.to_string()),
+        ("processes", processes.to_string()),
     ];
     let run = python.run(Library::Aiomultiprocess, "w1", &options, limit).await;
-    let base = format!("N={}", scale.w1_aiomultiprocess_items);
+    let base = format!("N={items}");
     rows.push(peers::row(
-        Workload::W1,
+        workload,
         System::Aiomultiprocess,
         None,
         &base,
@@ -48,22 +52,14 @@ pub async fn run(context: &Context) -> Vec<Row> {
         PeerOutput::rate,
     ));
 
-    let run = python
-        .run(Library::Multiprocessing, "w1", &[("n", n.to_string())], limit)
-        .await;
-    rows.push(peers::row(
-        Workload::W1,
-        System::MpPool,
-        None,
-        "",
-        run,
-        PeerOutput::rate,
-    ));
+    let options = [("n", n.to_string()), ("processes", processes.to_string())];
+    let run = python.run(Library::Multiprocessing, "w1", &options, limit).await;
+    rows.push(peers::row(workload, System::MpPool, None, "", run, PeerOutput::rate));
 
-    let items = scale.w1_procspawn_items;
-    let run = context.procspawn.run("w1", &[items], limit).await;
+    let items = per_process(workload, scale.w1_procspawn_items);
+    let run = context.procspawn.run("w1", &[items, processes as u64], limit).await;
     rows.push(peers::row(
-        Workload::W1,
+        workload,
         System::Procspawn,
         None,
         &format!("N={items}"),
@@ -72,11 +68,11 @@ pub async fn run(context: &Context) -> Vec<Row> {
     ));
 
     rows.push(Row::new(
-        Workload::W1,
+        workload,
         System::Limit,
         Some("tokio tasks, one process"),
-        format!("N={n}: tokio::spawn each, await all, on the 2-thread runtime"),
-        limits::tokio_tasks(n, limit).await,
+        format!("N={n}: tokio::spawn each, await all, on a runtime of {processes} threads"),
+        limits::tokio_tasks(n, processes, limit).await,
     ));
     rows
 }

@@ -1,5 +1,6 @@
 //! W3: map an async fn that sleeps 10 ms over 10,000 items, 2 processes ×
 //! 256 concurrency; wall time against the ideal (items / 512 × 10 ms = 0.195 s).
+//! The wide rows run 80,000 items on 16 processes: the same ideal.
 
 use std::time::{Duration, Instant};
 
@@ -10,24 +11,25 @@ use crate::peers::python::Library;
 use crate::remote::{sleep_ms, sleep_precisely_ms};
 use crate::row::{Row, System, Value, Workload};
 use crate::suite::{Context, deadline};
-use crate::workloads::{PoolConfig, measure, no_equivalent, shut_down};
+use crate::workloads::{PoolConfig, measure, no_equivalent, per_process, shut_down};
 
-/// Worker processes.
-pub const PROCESSES: usize = 2;
 /// Sleeps in flight per worker.
 pub const CONCURRENCY: usize = 256;
 /// How long each task sleeps.
 pub const SLEEP_MS: u64 = 10;
 
-/// The ideal wall time of `items` sleeps, [`PROCESSES`] × [`CONCURRENCY`] at a time.
-pub fn ideal_seconds(items: u64) -> f64 {
-    items as f64 / (PROCESSES * CONCURRENCY) as f64 * SLEEP_MS as f64 / 1000.0
+/// The ideal wall time of `items` sleeps on `processes` processes,
+/// [`CONCURRENCY`] at a time each.
+pub fn ideal_seconds(items: u64, processes: usize) -> f64 {
+    items as f64 / (processes * CONCURRENCY) as f64 * SLEEP_MS as f64 / 1000.0
 }
 
-/// Runs W3 on every system.
-pub async fn run(context: &Context) -> Vec<Row> {
-    let items = context.scale.w3_items;
-    let ideal = ideal_seconds(items);
+/// Runs `workload` (W3, or its wide rows) on every system.
+pub async fn run(context: &Context, workload: Workload) -> Vec<Row> {
+    let processes = workload.processes();
+    let at_once = processes * CONCURRENCY;
+    let items = per_process(workload, context.scale.w3_items);
+    let ideal = ideal_seconds(items, processes);
     let limit = deadline(context, Duration::from_secs(120));
     let base = format!("{items} sleeps of {SLEEP_MS} ms");
     let mut rows = Vec::new();
@@ -36,7 +38,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
     for prefetch in [0, CONCURRENCY] {
         let config = PoolConfig {
             prefetch,
-            ..PoolConfig::new(PROCESSES, CONCURRENCY)
+            ..PoolConfig::new(processes, CONCURRENCY)
         };
         for (timer, label, how) in TIMERS {
             let label = if prefetch > 0 {
@@ -45,7 +47,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
                 label.to_owned()
             };
             rows.push(Row::new(
-                Workload::W3,
+                workload,
                 System::Aiomp,
                 Some(&label),
                 format!("{base} ({how}), {}", config.describe()),
@@ -57,43 +59,41 @@ pub async fn run(context: &Context) -> Vec<Row> {
         ("n", items.to_string()),
         ("concurrency", CONCURRENCY.to_string()),
         ("sleep-ms", SLEEP_MS.to_string()),
+        ("processes", processes.to_string()),
     ];
     let run = context
         .python
         .run(Library::Aiomultiprocess, "w3", &options, limit)
         .await;
     rows.push(peers::row(
-        Workload::W3,
+        workload,
         System::Aiomultiprocess,
         None,
-        &format!("{base}, 2 processes"),
+        &format!("{base}, {processes} processes"),
         run,
         |o| o.versus_ideal(ideal),
     ));
     let blocking = "its workers run one task at a time (no async concurrency inside a worker)";
-    rows.push(no_equivalent(Workload::W3, System::MpPool, None, blocking));
-    rows.push(no_equivalent(Workload::W3, System::Procspawn, None, blocking));
+    rows.push(no_equivalent(workload, System::MpPool, None, blocking));
+    rows.push(no_equivalent(workload, System::Procspawn, None, blocking));
     for (timer, label, how) in TIMERS {
         rows.push(Row::new(
-            Workload::W3,
+            workload,
             System::Limit,
             Some(&format!("{label}, one process")),
-            format!(
-                "{base} ({how}), {} at a time on the 2-thread runtime",
-                PROCESSES * CONCURRENCY
-            ),
-            limits::tokio_sleeps(items, PROCESSES * CONCURRENCY, SLEEP_MS, timer, ideal, limit).await,
+            format!("{base} ({how}), {at_once} at a time on a runtime of {processes} threads"),
+            limits::tokio_sleeps(items, at_once, processes, SLEEP_MS, timer, ideal, limit).await,
         ));
     }
     // The floor under every row: the waves W3 takes, one sleep each, back to
     // back, with nothing else to do (the ideal counts 19.5 waves).
-    let waves = items.div_ceil((PROCESSES * CONCURRENCY) as u64);
+    let waves = items.div_ceil(at_once as u64);
     rows.push(Row::new(
-        Workload::W3,
+        workload,
         System::Limit,
         Some("exact sleep, one wave at a time"),
-        format!("{waves} sleeps of {SLEEP_MS} ms one after another (the {waves} waves of {items} sleeps 512 at a time), the exact sleep"),
-        limits::tokio_sleeps(waves, 1, SLEEP_MS, Timer::Precise, ideal, limit).await,
+        format!("{waves} sleeps of {SLEEP_MS} ms one after another (the {waves} waves of {items} sleeps {at_once} at a time), the exact sleep"),
+        limits::tokio_sleeps(waves, 1, 1, SLEEP_MS, Timer::Precise, ideal, limit).await,
     ));
     rows
 }
@@ -135,8 +135,18 @@ async fn aiomp_sleeps(config: PoolConfig, items: u64, timer: Timer, ideal: f64) 
 
 #[cfg(test)]
 mod tests {
+    use crate::row::Workload;
+    use crate::workloads::per_process;
+
     #[test]
     fn the_issue_s_ideal() {
-        assert!((super::ideal_seconds(10_000) - 0.195).abs() < 0.001);
+        assert!((super::ideal_seconds(10_000, 2) - 0.195).abs() < 0.001);
+    }
+
+    #[test]
+    fn the_wide_rows_keep_the_ideal() {
+        let items = per_process(Workload::W3Wide, 10_000);
+        assert_eq!(items, 80_000);
+        assert!((super::ideal_seconds(items, Workload::W3Wide.processes()) - 0.195).abs() < 0.001);
     }
 }

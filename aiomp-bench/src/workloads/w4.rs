@@ -1,5 +1,6 @@
 //! W4: map a CPU-bound fn calibrated to ~20 ms a call over 100 items on 2
-//! processes; speedup over the same calls serially in one process.
+//! processes; speedup over the same calls serially in one process. The wide
+//! rows run ten calls per process on 16 processes, fewer pairs.
 
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,17 @@ use crate::workloads::{PoolConfig, measure, shut_down};
 /// The wall time one call is calibrated to.
 pub const CALL_TIME: Duration = Duration::from_millis(20);
 
-/// Runs W4 on every system.
-pub async fn run(context: &Context) -> Vec<Row> {
-    let items = context.scale.w4_items;
-    let pairs = context.scale.w4_pairs;
+/// Runs `workload` (W4, or its wide rows) on every system.
+pub async fn run(context: &Context, workload: Workload) -> Vec<Row> {
+    let processes = workload.processes();
+    let scale = context.scale;
+    // 100 calls on 16 processes would take 7 rounds where 6.25 are the
+    // work: ten per process keeps the rounds whole.
+    let (items, pairs) = if workload.is_wide() {
+        (scale.w4_wide_calls_per_process * processes as u64, scale.w4_wide_pairs)
+    } else {
+        (scale.w4_items, scale.w4_pairs)
+    };
     let limit = deadline(context, Duration::from_secs(180));
     let iters = tokio::task::spawn_blocking(|| work::calibrate(CALL_TIME))
         .await
@@ -28,7 +36,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
     let mut rows = Vec::new();
     // The default concurrency, and one task at a time per worker (the usual setting for CPU-bound work).
     for (variant, concurrency) in [("concurrency 16, the default", 16), ("concurrency 1", 1)] {
-        let config = PoolConfig::new(2, concurrency);
+        let config = PoolConfig::new(processes, concurrency);
         let mut note = String::new();
         let outcome = measure(limit, async {
             let (value, pairs_note) = aiomp_speedup(config, items, iters, pairs).await?;
@@ -37,7 +45,7 @@ pub async fn run(context: &Context) -> Vec<Row> {
         })
         .await;
         rows.push(Row::new(
-            Workload::W4,
+            workload,
             System::Aiomp,
             Some(variant),
             format!("{base}: spin({iters}), a plain fn; {}{note}", config.describe()),
@@ -48,27 +56,29 @@ pub async fn run(context: &Context) -> Vec<Row> {
         ("n", items.to_string()),
         ("target-ms", CALL_TIME.as_millis().to_string()),
         ("reps", pairs.to_string()),
+        ("processes", processes.to_string()),
     ];
     for (system, library) in [
         (System::Aiomultiprocess, Library::Aiomultiprocess),
         (System::MpPool, Library::Multiprocessing),
     ] {
         let run = context.python.run(library, "w4", &options, limit).await;
-        let base = format!("{base} (calibrated in Python), 2 processes");
-        rows.push(peers::row(Workload::W4, system, None, &base, run, PeerOutput::speedup));
+        let base = format!("{base} (calibrated in Python), {processes} processes");
+        rows.push(peers::row(workload, system, None, &base, run, PeerOutput::speedup));
     }
-    let run = context.procspawn.run("w4", &[items, iters, pairs as u64], limit).await;
+    let args = [items, iters, pairs as u64, processes as u64];
+    let run = context.procspawn.run("w4", &args, limit).await;
     rows.push(peers::row(
-        Workload::W4,
+        workload,
         System::Procspawn,
         None,
-        &format!("{base}, 2 processes"),
+        &format!("{base}, {processes} processes"),
         run,
         PeerOutput::speedup,
     ));
     let ceiling = tokio::time::timeout(
         limit,
-        tokio::task::spawn_blocking(move || limits::threads_speedup(items, iters, 2, pairs)),
+        tokio::task::spawn_blocking(move || limits::threads_speedup(items, iters, processes, pairs)),
     )
     .await;
     let (outcome, note) = match ceiling {
@@ -76,11 +86,12 @@ pub async fn run(context: &Context) -> Vec<Row> {
         Ok(Err(error)) => (Outcome::Failed(error.to_string()), String::new()),
         Err(_) => (Outcome::TimedOut(limit), String::new()),
     };
+    let threads = format!("{processes} threads");
     rows.push(Row::new(
-        Workload::W4,
+        workload,
         System::Limit,
-        Some("2 threads, one process"),
-        format!("{base}: spin({iters}) on 2 threads that take the calls one by one{note}"),
+        Some(&format!("{threads}, one process")),
+        format!("{base}: spin({iters}) on {threads} that take the calls one by one{note}"),
         outcome,
     ));
     rows
