@@ -117,10 +117,19 @@ pub fn parse_last_line<T: DeserializeOwned>(stdout: &str) -> Result<T, RunError>
     serde_json::from_str(line).map_err(|e| RunError::BadOutput(format!("unexpected output {line:?}: {e}")))
 }
 
-/// The last line of `text` that says something, shortened, for a reason column.
+/// What `text` (a stderr) ends with, shortened, for a reason column: a Rust
+/// panic's message, or else its last line that says something.
 pub fn tail(text: &str) -> String {
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no stderr");
-    let line = line.trim();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    // A Rust panic's message is the line after its first "panicked at"; the
+    // last line is the backtrace's note.
+    let panic = text
+        .lines()
+        .skip_while(|l| !l.contains("panicked at"))
+        .nth(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let line = panic.or_else(|| lines.next_back()).unwrap_or("no stderr");
     if line.chars().count() > 200 {
         format!("{}…", line.chars().take(200).collect::<String>())
     } else {
@@ -131,6 +140,14 @@ pub fn tail(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_told_by_its_message() {
+        let stderr = "\nthread 'main' panicked at src/x.rs:1:2:\nToo many open files\nstack backtrace:\nnote: Some details are omitted\n";
+        assert_eq!(tail(stderr), "Too many open files");
+        assert_eq!(tail("one\ntwo\n\n"), "two");
+        assert_eq!(tail(""), "no stderr");
+    }
 
     #[tokio::test]
     async fn a_hung_child_times_out() {

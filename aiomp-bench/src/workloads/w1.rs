@@ -56,7 +56,9 @@ pub async fn run(context: &Context, workload: Workload) -> Vec<Row> {
     let run = python.run(Library::Multiprocessing, "w1", &options, limit).await;
     rows.push(peers::row(workload, System::MpPool, None, "", run, PeerOutput::rate));
 
-    let items = per_process(workload, scale.w1_procspawn_items);
+    // Not scaled: each handle procspawn holds open takes file descriptors,
+    // and 16,000 at once exceed the usual limit of open files.
+    let items = scale.w1_procspawn_items;
     let run = context.procspawn.run("w1", &[items, processes as u64], limit).await;
     rows.push(peers::row(
         workload,
