@@ -149,7 +149,8 @@ pub async fn run(options: Options) -> std::io::Result<Vec<Row>> {
         }
         let began = Instant::now();
         eprintln!("[{}] {}", workload.id(), workload.title());
-        let new_rows = match too_few_cpus(workload, &context.options) {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let new_rows = match too_few_cpus(workload, &context.options, cpus) {
             Some(reason) => vec![Row::new(
                 workload,
                 System::Aiomp,
@@ -186,11 +187,11 @@ pub async fn run(options: Options) -> std::io::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Why the wide rows do not run here, if they don't: this machine has fewer
-/// than [`WIDE`] CPUs, and they were neither named in `--only` nor part of a
-/// smoke run (which runs them on any machine, to keep them working).
-fn too_few_cpus(workload: Workload, options: &Options) -> Option<String> {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+/// Why the wide rows do not run on a machine of `cpus` CPUs, if they
+/// don't: it has fewer than [`WIDE`], and they were neither named in
+/// `--only` nor part of a smoke run (which runs them on any machine, to
+/// keep them working).
+fn too_few_cpus(workload: Workload, options: &Options, cpus: usize) -> Option<String> {
     let asked = options.quick || options.only.contains(&workload);
     (workload.is_wide() && !asked && cpus < WIDE).then(|| {
         format!(
@@ -214,5 +215,34 @@ pub fn deadline(context: &Context, full: Duration) -> Duration {
         full.min(Duration::from_secs(60))
     } else {
         full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(quick: bool, only: &[Workload]) -> Options {
+        Options {
+            quick,
+            output: PathBuf::from("B.md"),
+            chart: PathBuf::from("B.svg"),
+            python: "python3".into(),
+            only: only.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_wide_rows_run_where_there_are_16_cpus_or_where_asked() {
+        let all = options(false, &[]);
+        let reason = too_few_cpus(Workload::W4Wide, &all, 2).expect("skipped on 2 CPUs");
+        assert!(reason.contains("2 CPUs") && reason.contains("--only W4x16"), "{reason}");
+        assert_eq!(too_few_cpus(Workload::W4Wide, &all, 16), None);
+        assert_eq!(too_few_cpus(Workload::W4, &all, 2), None);
+        assert_eq!(too_few_cpus(Workload::W1Wide, &options(true, &[]), 2), None);
+        assert_eq!(
+            too_few_cpus(Workload::W3Wide, &options(false, &[Workload::W3Wide]), 2),
+            None
+        );
     }
 }
