@@ -23,7 +23,7 @@ pub struct Machine {
     pub load: String,
     /// The UTC date and time the run started.
     pub date: String,
-    /// The repository's commit (`git describe --always --dirty`, or `AIOMP_BENCH_COMMIT`).
+    /// The repository's commit (`AIOMP_BENCH_COMMIT`, or `git describe --always --dirty`).
     pub commit: String,
 }
 
@@ -74,9 +74,13 @@ impl Machine {
     }
 }
 
-/// The repository's commit, from git or, where the binary runs outside its
-/// repository (copied to another machine), from `AIOMP_BENCH_COMMIT`.
+/// The repository's commit: `AIOMP_BENCH_COMMIT` where it is set (a binary
+/// copied to another machine, beside a copy of the tree whose git, if any,
+/// need not be this build's), else what git describes.
 async fn commit() -> String {
+    if let Ok(commit) = std::env::var("AIOMP_BENCH_COMMIT") {
+        return commit;
+    }
     let repo = crate::suite::repo_root();
     let describe = command(
         "git",
@@ -88,10 +92,9 @@ async fn commit() -> String {
             "--dirty".as_ref(),
         ],
     );
-    match run(describe, Duration::from_secs(30)).await {
-        Ok(commit) => commit.trim().to_owned(),
-        Err(_) => std::env::var("AIOMP_BENCH_COMMIT").unwrap_or_else(|_| "unknown".into()),
-    }
+    run(describe, Duration::from_secs(30))
+        .await
+        .map_or_else(|_| "unknown".into(), |commit| commit.trim().to_owned())
 }
 
 fn read(path: &str) -> String {

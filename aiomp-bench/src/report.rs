@@ -46,11 +46,14 @@ pub fn render(report: &Report<'_>) -> String {
         chart,
     } = report;
     let mut md = String::new();
-    let command = if options.quick {
-        "cargo run --release -p aiomp-bench -- all --quick"
-    } else {
-        "cargo run --release -p aiomp-bench -- all"
-    };
+    let mut command = String::from("cargo run --release -p aiomp-bench -- all");
+    if options.quick {
+        command.push_str(" --quick");
+    }
+    if !options.only.is_empty() {
+        let ids: Vec<&str> = options.only.iter().map(|w| w.id()).collect();
+        let _ = write!(command, " --only {}", ids.join(","));
+    }
     let _ = writeln!(md, "# aiomp benchmarks\n");
     let _ = writeln!(
         md,
