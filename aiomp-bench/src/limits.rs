@@ -197,32 +197,40 @@ pub async fn tokio_tasks(n: u64, threads: usize, deadline: Duration) -> Outcome 
             per_second: n as f64 / seconds,
         })
     };
-    match on_threads(threads, async move { tokio::time::timeout(deadline, run).await }).await {
-        Ok(Ok(Ok(value))) => Outcome::Measured(value),
-        Ok(Ok(Err(reason))) | Err(reason) => Outcome::Failed(reason),
-        Ok(Err(_)) => Outcome::TimedOut(deadline),
+    match on_threads(threads, deadline, run).await {
+        Ok(Ok(value)) => Outcome::Measured(value),
+        Ok(Err(reason)) => Outcome::Failed(reason),
+        Err(outcome) => outcome,
     }
 }
 
 /// Runs `future` on a runtime of its own with `threads` worker threads, as
 /// many as the pool it is compared with has processes, whatever this
-/// machine's CPUs. It runs as a task on those threads, which end with the
-/// runtime (and the timers of [`crate::timer`] made on them).
-async fn on_threads<F>(threads: usize, future: F) -> Result<F::Output, String>
+/// machine's CPUs, within `deadline`. It runs as a task on those threads,
+/// which end with the runtime (and the timers of [`crate::timer`] made on
+/// them). `Err` holds the row's outcome when it did not finish: timed out,
+/// or failed to run.
+async fn on_threads<F>(threads: usize, deadline: Duration, future: F) -> Result<F::Output, Outcome>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::task::spawn_blocking(move || {
+    let finished = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
             .build()
             .map_err(|e| format!("could not build a runtime of {threads} threads: {e}"))?;
-        runtime.block_on(runtime.spawn(future)).map_err(|e| e.to_string())
+        let timed = runtime.spawn(async move { tokio::time::timeout(deadline, future).await });
+        runtime.block_on(timed).map_err(|e| e.to_string())
     })
-    .await
-    .map_err(|e| e.to_string())?
+    .await;
+    match finished {
+        Ok(Ok(Ok(output))) => Ok(output),
+        Ok(Ok(Err(_elapsed))) => Err(Outcome::TimedOut(deadline)),
+        Ok(Err(reason)) => Err(Outcome::Failed(reason)),
+        Err(error) => Err(Outcome::Failed(error.to_string())),
+    }
 }
 
 /// W4's ceiling on this machine as it runs: `items` calls of
@@ -298,10 +306,9 @@ pub async fn tokio_sleeps(
             .await;
         (done, started.elapsed().as_secs_f64())
     };
-    match on_threads(threads, async move { tokio::time::timeout(deadline, run).await }).await {
-        Ok(Ok((done, seconds))) if done as u64 == items => Outcome::Measured(Value::VersusIdeal { seconds, ideal }),
-        Ok(Ok(_)) => Outcome::Failed("lost sleeps".into()),
-        Ok(Err(_)) => Outcome::TimedOut(deadline),
-        Err(reason) => Outcome::Failed(reason),
+    match on_threads(threads, deadline, run).await {
+        Ok((done, seconds)) if done as u64 == items => Outcome::Measured(Value::VersusIdeal { seconds, ideal }),
+        Ok(_) => Outcome::Failed("lost sleeps".into()),
+        Err(outcome) => outcome,
     }
 }

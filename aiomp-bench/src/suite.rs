@@ -142,6 +142,7 @@ pub async fn run(options: Options) -> std::io::Result<Vec<Row>> {
         python,
         companions,
     };
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let mut rows = Vec::new();
     for workload in Workload::ALL {
         if !context.options.only.is_empty() && !context.options.only.contains(&workload) {
@@ -149,7 +150,6 @@ pub async fn run(options: Options) -> std::io::Result<Vec<Row>> {
         }
         let began = Instant::now();
         eprintln!("[{}] {}", workload.id(), workload.title());
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let new_rows = match too_few_cpus(workload, &context.options, cpus) {
             Some(reason) => vec![Row::new(
                 workload,
