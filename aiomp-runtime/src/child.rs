@@ -84,15 +84,21 @@ pub(crate) fn serve_if_child() {
             &format!("{WORKER_ENV} is set but names no inherited channel: {e}"),
         ),
     };
+    let parent = std::os::unix::process::parent_id();
     match role {
-        "spawn" => serve(
-            stream,
-            &token,
-            std::os::unix::process::parent_id(),
-            ParentWatch::Pidfd,
-            None,
-        ),
-        "forkserver" => serve_fork_requests(stream, &token),
+        // `init` may run inside the program's runtime (`#[tokio::main]`),
+        // which a worker's runtime cannot start within.
+        "spawn" => on_a_clean_thread(move || serve(stream, &token, parent, ParentWatch::Pidfd, None)),
+        "forkserver" => {
+            // The fds that runtime opened (tokio's process-wide ones among
+            // them) must stay open in the workers, for theirs to start.
+            let kept = if in_tokio_runtime() {
+                sys::open_fds().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            on_a_clean_thread(move || serve_fork_requests(stream, &token, kept))
+        }
         other => die(EXIT_HANDSHAKE, &format!("{WORKER_ENV} names an unknown role {other:?}")),
     }
 }
@@ -122,18 +128,27 @@ pub(crate) fn die(code: i32, message: &str) -> ! {
 /// `parent` is the pid of the process it serves, read before the fork.
 pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32, watch: ParentWatch) -> ! {
     IN_WORKER.store(true, Ordering::SeqCst);
-    if !tokio_was_running() {
-        // Forked from a process that never started tokio (the fork server):
-        // this thread is clean.
-        serve(stream, token, parent, watch, None);
-    }
-    // The forking thread may have been a runtime's thread: its thread-locals
-    // say so, and a fresh runtime refuses to start there. A new thread
-    // starts clean.
+    // The forking thread may have been a runtime's thread.
     let token = *token;
-    let worker = std::thread::Builder::new()
-        .name("aiomp-worker".into())
-        .spawn(move || serve(stream, &token, parent, watch, None));
+    on_a_clean_thread(move || serve(stream, &token, parent, watch, None))
+}
+
+/// Whether the calling thread is inside a tokio runtime, as its
+/// thread-locals say (in a child forked from a runtime's thread too).
+pub(crate) fn in_tokio_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// Runs `serve`, which exits the process, on this thread, unless this
+/// thread is inside a tokio runtime: its thread-locals say so (after a fork
+/// from a runtime's thread too), and a worker's fresh runtime refuses to
+/// start there. Then `serve` runs on a new thread, which starts clean.
+fn on_a_clean_thread(serve: impl FnOnce() + Send + 'static) -> ! {
+    if !in_tokio_runtime() {
+        serve();
+        sys::exit_now(EXIT_HANDSHAKE)
+    }
+    let worker = std::thread::Builder::new().name("aiomp-worker".into()).spawn(serve);
     match worker {
         // `serve` exits the process; it returns only by panicking.
         Ok(worker) => {
@@ -142,11 +157,6 @@ pub(crate) fn serve_forked(stream: UnixStream, token: &Token, parent: u32, watch
         }
         Err(e) => die(EXIT_HANDSHAKE, &format!("could not start the worker thread: {e}")),
     }
-}
-
-/// Whether this thread was inside a tokio runtime when it forked.
-fn tokio_was_running() -> bool {
-    tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// Reads the token the parent must send before anything else; exits unless

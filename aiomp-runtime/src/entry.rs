@@ -34,6 +34,9 @@ pub(crate) fn entry() -> Option<&'static Entry> {
 /// Call it first thing in a hand-written `main`, before any other code runs:
 /// a spawned worker re-executes the binary, and whatever `main` does before
 /// `init` it does again in every worker. `#[aiomp::main]` does this for you.
+/// Called first thing inside a `#[tokio::main]` it works too, under every
+/// start method (a worker serves on a thread of its own), but each spawned
+/// worker builds that runtime again first, and keeps it idle.
 ///
 /// ```no_run
 /// fn main() {

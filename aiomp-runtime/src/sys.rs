@@ -316,21 +316,48 @@ pub(crate) fn reset_signals() {
     }
 }
 
-/// Closes every fd above stderr except `keep`. Only for a process that never
-/// started a tokio runtime (whose process-wide fds must stay open), such as
-/// a child of the fork server. Async-signal-safe.
-pub(crate) fn close_fds_except(keep: RawFd) -> io::Result<()> {
-    let keep = keep as libc::c_uint;
-    // SAFETY: close_range takes plain integers; ranges may hold closed fds.
-    unsafe {
-        if keep > 3 && libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32) < 0 {
-            return Err(io::Error::last_os_error());
+/// The fds open in this process now, in ascending order.
+pub(crate) fn open_fds() -> io::Result<Vec<RawFd>> {
+    let mut fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    // The listing's own fd was among them, and is closed now.
+    // SAFETY: F_GETFD reads an fd's flags; it fails on a closed fd.
+    fds.retain(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    fds.sort_unstable();
+    Ok(fds)
+}
+
+/// Closes every fd above stderr except `keep` and those in `kept` (in
+/// ascending order). Async-signal-safe: it allocates nothing.
+pub(crate) fn close_fds_except(keep: RawFd, kept: &[RawFd]) -> io::Result<()> {
+    let close_range = |first: RawFd, last: libc::c_uint| {
+        // SAFETY: close_range takes plain integers; ranges may hold closed fds.
+        let closed = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last, 0u32) };
+        if closed < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
         }
-        if libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0u32) < 0 {
-            return Err(io::Error::last_os_error());
+    };
+    let mut next = 3;
+    let mut keep = Some(keep);
+    let mut kept = kept.iter().copied().peekable();
+    loop {
+        let upcoming = match (keep, kept.peek().copied()) {
+            (Some(one), Some(other)) if other < one => kept.next(),
+            (Some(_), _) => keep.take(),
+            (None, _) => kept.next(),
+        };
+        let Some(fd) = upcoming else {
+            return close_range(next, libc::c_uint::MAX);
+        };
+        if fd > next {
+            close_range(next, (fd - 1) as libc::c_uint)?;
         }
+        next = next.max(fd + 1);
     }
-    Ok(())
 }
 
 /// Blocks until at least one of `fds` is readable (or hung up); returns which.

@@ -28,7 +28,8 @@ pub const START_METHOD_ENV: &str = "AIOMP_START_METHOD";
 
 /// Applies [`START_METHOD_ENV`]: sets the default start method, and for
 /// `forkserver` starts the fork server at once, by fork, if this process is
-/// still single-threaded (otherwise it starts on first use, as usual).
+/// still single-threaded and outside any runtime (otherwise it starts on
+/// first use, as usual).
 ///
 /// # Panics
 ///
@@ -44,7 +45,9 @@ pub(crate) fn apply_environment() {
         _ => panic!("{START_METHOD_ENV} must be spawn, fork or forkserver, not {value:?}"),
     };
     set_start_method(Some(method));
-    if method == StartMethod::Forkserver && single_threaded() {
+    // A fork taken inside a runtime (`init` in `#[tokio::main]`) would hand
+    // the server that runtime's thread-locals, and its workers with it.
+    if method == StartMethod::Forkserver && single_threaded() && !crate::child::in_tokio_runtime() {
         if let Err(error) = forkserver::preload() {
             tracing::warn!(%error, "aiomp could not preload the fork server; it starts on first use");
         }

@@ -6,8 +6,10 @@
 //! makes a fresh socketpair and passes the child's end over the control
 //! channel (`SCM_RIGHTS`); the server hands it to a spare it forked ahead of
 //! need as the parent's own child (`CLONE_PARENT`) and answers with its pid;
-//! the child keeps that one fd and serves the parent directly, which reaps
-//! it like any other worker. The server announces each spare before it hands
+//! the child keeps that one fd (and stdio) and serves the parent directly,
+//! which reaps it like any other worker. (Where `init` ran inside the
+//! program's runtime, the child also keeps the fds the server started with:
+//! that runtime's process-wide ones, which a new runtime needs.) The server announces each spare before it hands
 //! it out, so that the parent can reap one that a dead server left behind.
 //! The server exits when the parent goes away (its control channel closes);
 //! if it dies, the next start launches a new one.
@@ -102,7 +104,7 @@ pub(crate) fn preload() -> Result<(), Error> {
             if let Err(error) = crate::sys::null_stdin() {
                 crate::child::die(crate::child::EXIT_HANDSHAKE, &format!("fork server: {error}"));
             }
-            server::serve(server_end, watch)
+            server::serve(server_end, watch, Vec::new())
         }
         crate::sys::Forked::Parent(pid) => {
             drop(server_end);

@@ -18,7 +18,7 @@
 //! spare left behind by a server that died.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use sendfd::{RecvWithFd, SendWithFd};
@@ -46,15 +46,20 @@ const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Whichever thread of the parent started this server, it is its workers'
 /// parent in the kernel's eyes too (they are forked with `CLONE_PARENT`):
 /// they watch the parent's pidfd.
-pub(crate) fn serve_fork_requests(mut control: UnixStream, token: &Token) -> ! {
+///
+/// A worker keeps no fd but its channel and stdio, and those in `kept` (in
+/// ascending order; the server's own channel is left out).
+pub(crate) fn serve_fork_requests(mut control: UnixStream, token: &Token, kept: Vec<RawFd>) -> ! {
     child::authenticate(&mut control, token);
-    serve(control, ParentWatch::Pidfd)
+    serve(control, ParentWatch::Pidfd, kept)
 }
 
 /// Serves fork requests on an already trusted `control` (the server was
 /// forked, not executed), then exits; its workers watch their parent as
-/// `watch` says.
-pub(super) fn serve(mut control: UnixStream, watch: ParentWatch) -> ! {
+/// `watch` says, and keep the fds in `kept` as
+/// [`serve_fork_requests`] says.
+pub(super) fn serve(mut control: UnixStream, watch: ParentWatch, mut kept: Vec<RawFd>) -> ! {
+    kept.retain(|&fd| fd != control.as_raw_fd());
     // Workers watch the server's parent, not the server: a crashed server
     // must not take the pool's workers with it.
     let parent = std::os::unix::process::parent_id();
@@ -71,6 +76,7 @@ pub(super) fn serve(mut control: UnixStream, watch: ParentWatch) -> ! {
         watch,
         program_name,
         shared: sys::has_other_threads(),
+        kept,
     };
     let mut spare = None;
     let mut spare_wanted = true;
@@ -104,6 +110,8 @@ struct Forker {
     program_name: [u8; 16],
     /// The server is not alone in its process (see [`Forker::fork`]).
     shared: bool,
+    /// Fds its workers keep besides their channel (ascending).
+    kept: Vec<RawFd>,
 }
 
 /// A worker forked ahead of need, waiting for a request.
@@ -130,7 +138,7 @@ impl Forker {
             Forked::Child => {
                 sys::set_thread_name(name);
                 sys::reset_signals();
-                if sys::close_fds_except(keep.as_raw_fd()).is_err() {
+                if sys::close_fds_except(keep.as_raw_fd(), &self.kept).is_err() {
                     sys::exit_now(EXIT_HANDSHAKE);
                 }
                 then(keep);
