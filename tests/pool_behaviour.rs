@@ -338,6 +338,40 @@ each_start_method! {
 }
 
 each_start_method! {
+    /// With one queue the default scheduler is not asked (it has one answer),
+    /// but a scheduler of the user's still sees every call and completion.
+    async fn custom_scheduler_of_a_one_queue_pool_sees_every_call(method) {
+        within(async {
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let pool = Pool::builder()
+                .start_method(method)
+                .processes(2)
+                .scheduler(Recording {
+                    inner: RoundRobin::new(),
+                    seen: Arc::clone(&seen),
+                })
+                .build()
+                .await
+                .unwrap();
+            assert_eq!(pool.queue_count(), 1);
+            let doubled: Vec<u64> = pool.map(double, 0..1000).await.unwrap();
+            assert_eq!(doubled[999], 1998);
+
+            let seen = std::mem::take(&mut *seen.lock().unwrap());
+            assert_eq!(seen.scheduled.len(), 1000);
+            assert!(seen.scheduled.iter().all(|&(_, queue)| queue == 0));
+            let ids: BTreeSet<u64> = seen.scheduled.iter().map(|&(id, _)| id).collect();
+            let completed: BTreeSet<u64> = seen.completed.iter().copied().collect();
+            assert_eq!(completed, ids, "complete_task follows for every scheduled task");
+
+            pool.close();
+            pool.join().await.unwrap();
+        })
+        .await;
+    }
+}
+
+each_start_method! {
     /// 12 processes over 8 queues: queues 0..4 have two workers each and get
     /// twice the tasks of queues 4..8. Each task runs on a worker of the queue
     /// the scheduler picked.

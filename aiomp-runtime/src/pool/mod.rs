@@ -78,9 +78,10 @@ pub(crate) struct Shared {
     senders: Mutex<Option<Vec<async_channel::Sender<Job>>>>,
     receivers: Vec<async_channel::Receiver<Job>>,
     scheduler: Mutex<Box<dyn Scheduler>>,
-    /// Whether the scheduler is the user's, which may read the arguments;
-    /// the default one does not, so they need not be gathered for it.
-    scheduler_reads_args: bool,
+    /// Whether the scheduler is the user's, which may read the arguments
+    /// and count completions. The default one does neither, and with one
+    /// queue sends every call to it: then it is not asked at all.
+    custom_scheduler: bool,
     next_task: AtomicU64,
     closed: AtomicBool,
     /// Why the pool stopped working, once it has.
@@ -137,7 +138,7 @@ impl Pool {
         let processes = builder.validate()?;
         let initializer = builder.initializer.take().transpose()?;
         let exception_handler = builder.exception_handler.take().transpose()?;
-        let scheduler_reads_args = builder.scheduler.is_some();
+        let custom_scheduler = builder.scheduler.is_some();
         let mut scheduler = builder.take_scheduler();
         let queues: Vec<QueueId> = (0..builder.queue_count).map(|_| scheduler.register_queue()).collect();
         for process in 0..processes {
@@ -173,7 +174,7 @@ impl Pool {
             senders: Mutex::new(Some(senders)),
             receivers,
             scheduler: Mutex::new(scheduler),
-            scheduler_reads_args,
+            custom_scheduler,
             next_task: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             failure: Mutex::new(None),

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::error::Result;
 use crate::launch::{Launched, launch, launch_many};
-use crate::link::{Job, Link, LinkConfig, LinkEnd};
+use crate::link::{Job, Link, LinkConfig, LinkEnd, OnComplete};
 use crate::pool::Shared;
 use crate::pool::standby::{self, Room, Taken};
 
@@ -134,15 +134,17 @@ impl Shared {
         }
     }
 
-    /// The link configuration, with the scheduler's completion hook.
+    /// The link configuration, with the completion hook of a scheduler of
+    /// the user's (the default one counts nothing).
     fn link_config(self: &Arc<Self>) -> LinkConfig {
         let shared: Weak<Shared> = Arc::downgrade(self);
+        let on_complete = move |ids: std::ops::Range<u64>| {
+            if let Some(shared) = shared.upgrade() {
+                shared.complete(ids);
+            }
+        };
         LinkConfig {
-            on_complete: Some(Arc::new(move |ids: std::ops::Range<u64>| {
-                if let Some(shared) = shared.upgrade() {
-                    shared.complete(ids);
-                }
-            })),
+            on_complete: self.custom_scheduler.then(|| Arc::new(on_complete) as OnComplete),
             ..self.link.clone()
         }
     }

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -307,7 +308,17 @@ impl Submitter {
         senders: &[async_channel::Sender<Job>],
         out: &mut impl Extend<Batch>,
     ) {
-        let (first_id, queues) = if self.shared.scheduler_reads_args {
+        let all_sent = !calls.iter().any(|call| matches!(call, Slot::Failed(_)));
+        if all_sent && !self.shared.custom_scheduler && self.shared.queue_count == 1 {
+            // The default scheduler would send every call to the one queue.
+            let ids = self.shared.next_task.fetch_add(calls.len() as u64, Ordering::Relaxed);
+            if !calls.is_empty() {
+                let ids = ids..ids + calls.len() as u64;
+                out.extend([self.send(first, 0, ids, buffer.into_pieces(), senders)]);
+            }
+            return;
+        }
+        let (first_id, queues) = if self.shared.custom_scheduler {
             // Each call's arguments in one slice: gathered from their pieces
             // if they span several.
             let encoded: Vec<Cow<'_, [u8]>> = calls
@@ -325,7 +336,6 @@ impl Submitter {
             self.shared
                 .schedule(self.function, std::iter::repeat_n(&[][..], encoded))
         };
-        let all_sent = !calls.iter().any(|call| matches!(call, Slot::Failed(_)));
         if all_sent && queues.windows(2).all(|pair| pair[0] == pair[1]) {
             // The common case: every call to one queue, in the buffer as encoded.
             if let Some(&queue) = queues.first() {
