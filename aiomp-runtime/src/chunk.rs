@@ -51,12 +51,27 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        append(self.0, bytes);
         Ok(())
     }
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+/// Appends `bytes` to `out`. Postcard writes a few bytes at a time (a
+/// varint, mostly), which a byte loop copies faster than a call to
+/// `memmove` would.
+#[inline]
+fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() > 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(bytes.len());
+    for &byte in bytes {
+        out.push(byte);
     }
 }
 
@@ -298,7 +313,7 @@ impl postcard::ser_flavors::Flavor for Splicing<'_> {
                 self.0.spliced_len += spliced.len();
                 self.0.spliced.push((self.0.bytes.len(), spliced));
             }
-            None => self.0.bytes.extend_from_slice(bytes),
+            None => append(&mut self.0.bytes, bytes),
         }
         Ok(())
     }
