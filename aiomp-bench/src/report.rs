@@ -167,8 +167,10 @@ itself, rather than parking until a runtime thread, itself woken, reads the repl
 the same with `block_on_spin(0)` (this row shows what the spin gains and has no target); on the \
 same runtime with the calls in a spawned task, which runs on a runtime thread and crosses only \
 when a reply wakes another; the same with `worker_spin(50µs)`, where a worker with no call \
-running watches its channel before it sleeps, so that the next call needs no wake-up (off by \
-default); and on a current-thread runtime, where no wake-up crosses a thread. The request is \
+running watches its channel before it sleeps, so that the next call needs no wake-up (by \
+default only where the machine has more than twice as many CPUs as the pool has processes, and \
+then in every row but the one without spin, as their configuration says); and on a \
+current-thread runtime, where no wake-up crosses a thread. The request is \
 written by the calling thread in all five.\n\
 - **W3**'s ideal assumes sleeps of exactly 10 ms. `tokio::time::sleep` rounds every deadline up \
 to its next 1 ms tick (tokio alone, in one process, stays ~15% above the ideal), so W3 also runs \

@@ -105,6 +105,13 @@ impl PoolConfig {
         }
     }
 
+    /// Whether aiomp's workers watch their channel here without being
+    /// told to: where the machine has more than twice as many CPUs as the
+    /// pool has processes (`PoolBuilder::worker_spin`'s default).
+    fn watches_by_default(self) -> bool {
+        std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 2 * self.processes)
+    }
+
     /// The configuration as the report shows it.
     pub fn describe(self) -> String {
         let mut text = format!(
@@ -121,6 +128,8 @@ impl PoolConfig {
         }
         if let Some(spin) = self.worker_spin.filter(|_| self.spin) {
             let _ = write!(text, ", worker_spin({spin:?})");
+        } else if self.spin && self.watches_by_default() {
+            text.push_str(", worker_spin(50µs) by default on this machine");
         }
         if !self.spin {
             text.push_str(", block_on_spin(0), worker_spin(0)");

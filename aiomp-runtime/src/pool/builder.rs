@@ -44,6 +44,16 @@ impl From<WorkerRuntime> for RuntimeFlavor {
 /// configured with [`PoolBuilder::block_on_spin`].
 const DEFAULT_BLOCK_ON_SPIN: Duration = Duration::from_micros(150);
 
+/// How long a worker watches its channel when [`PoolBuilder::worker_spin`]
+/// is left to its default on a machine with CPUs to spare.
+const SPARE_CPU_WORKER_SPIN: Duration = Duration::from_micros(50);
+
+/// The CPUs this process may use, as `available_parallelism` counts them
+/// (1 if it cannot tell).
+pub(crate) fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Configures and builds a [`Pool`]. Made by [`Pool::builder`].
 ///
 /// Every setting has a default; settings that cannot work are reported by
@@ -84,7 +94,8 @@ pub struct PoolBuilder {
     pub(crate) start_timeout: Duration,
     pub(crate) max_frame: usize,
     pub(crate) block_on_spin: Duration,
-    pub(crate) worker_spin: Duration,
+    /// `None`: chosen by [`worker_spin_for`](Self::worker_spin_for).
+    pub(crate) worker_spin: Option<Duration>,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -117,7 +128,7 @@ impl Default for PoolBuilder {
             start_timeout: Duration::from_secs(60),
             max_frame: DEFAULT_MAX_FRAME,
             block_on_spin: DEFAULT_BLOCK_ON_SPIN,
-            worker_spin: Duration::ZERO,
+            worker_spin: None,
         }
     }
 }
@@ -294,7 +305,11 @@ impl PoolBuilder {
     }
 
     /// How long a worker that has no call running watches its channel for
-    /// the next call before it sleeps (default: it does not).
+    /// the next call before it sleeps. The default is 50 µs where the
+    /// machine has CPUs to spare (more than twice as many as the pool has
+    /// processes, as [`available_parallelism`] counts them, which heeds a
+    /// container's CPU quota), and no watch otherwise: a pool of the default
+    /// size, one process per CPU, does not watch.
     ///
     /// A sleeping worker is woken by the parent's next call, and on an idle
     /// core that wake-up costs about as much as the rest of the round trip;
@@ -304,7 +319,7 @@ impl PoolBuilder {
     /// `sched_yield` on each turn, a hint that lets a thread waiting for
     /// that CPU run, but it is CPU time all the same, and it counts against
     /// a container's CPU quota: on a machine short of CPU it slowed maps of
-    /// CPU-bound calls, which is why it is off by default. Meanwhile
+    /// CPU-bound calls, which is why it is off there by default. Meanwhile
     /// anything else that would wake the worker (its initializer's timers,
     /// a thread's wake-up) waits, at most this long. While calls run,
     /// nothing is watched.
@@ -315,9 +330,22 @@ impl PoolBuilder {
     /// pool on none. Only workers on a
     /// [`CurrentThread`](WorkerRuntime::CurrentThread) runtime (the
     /// default) watch.
+    ///
+    /// [`available_parallelism`]: std::thread::available_parallelism
     pub fn worker_spin(mut self, spin: Duration) -> Self {
-        self.worker_spin = spin;
+        self.worker_spin = Some(spin);
         self
+    }
+
+    /// The watch of a pool of `processes` on a machine of `cpus`: the one
+    /// set, else the default [`worker_spin`](Self::worker_spin) describes.
+    pub(crate) fn worker_spin_for(&self, processes: usize, cpus: usize) -> Duration {
+        match self.worker_spin {
+            Some(spin) => spin,
+            // Each watching worker and the parent get a CPU of their own, and more remain.
+            None if cpus > 2 * processes => SPARE_CPU_WORKER_SPIN,
+            None => Duration::ZERO,
+        }
     }
 
     /// Starts the workers and waits until each is ready (its initializer ran).
@@ -334,9 +362,7 @@ impl PoolBuilder {
     }
 
     pub(crate) fn validate(&self) -> Result<usize> {
-        let processes = self
-            .processes
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let processes = self.processes.unwrap_or_else(available_cpus);
         if processes == 0 {
             return Err(Error::InvalidConfig("processes must be at least 1".into()));
         }
@@ -362,5 +388,33 @@ impl PoolBuilder {
 
     pub(crate) fn take_scheduler(&mut self) -> Box<dyn Scheduler> {
         self.scheduler.take().unwrap_or_else(|| Box::new(RoundRobin::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_watch_by_default_only_where_cpus_are_to_spare() {
+        let micros = |us| Duration::from_micros(us);
+        assert_eq!(Pool::builder().worker_spin_for(2, 16), micros(50));
+        assert_eq!(Pool::builder().worker_spin_for(7, 16), micros(50));
+        // Twice as many CPUs as processes is not enough to spare.
+        assert_eq!(Pool::builder().worker_spin_for(8, 16), Duration::ZERO);
+        assert_eq!(Pool::builder().worker_spin_for(2, 4), Duration::ZERO);
+        assert_eq!(Pool::builder().worker_spin_for(1, 2), Duration::ZERO);
+        // The default pool has one process per CPU.
+        assert_eq!(Pool::builder().worker_spin_for(16, 16), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_worker_spin_set_is_kept_whatever_the_machine() {
+        assert_eq!(
+            Pool::builder().worker_spin(Duration::ZERO).worker_spin_for(2, 16),
+            Duration::ZERO
+        );
+        let set = Duration::from_micros(30);
+        assert_eq!(Pool::builder().worker_spin(set).worker_spin_for(2, 2), set);
     }
 }

@@ -164,7 +164,7 @@ impl Pool {
                     abort_on_parent_exit: true,
                     max_frame: builder.max_frame,
                     slots: Some(u32::try_from(builder.child_concurrency).unwrap_or(u32::MAX)),
-                    idle_spin: builder.worker_spin,
+                    idle_spin: builder.worker_spin_for(processes, builder::available_cpus()),
                 },
                 start_timeout: builder.start_timeout,
                 on_complete: None,
