@@ -309,15 +309,6 @@ impl Submitter {
         out: &mut impl Extend<Batch>,
     ) {
         let all_sent = !calls.iter().any(|call| matches!(call, Slot::Failed(_)));
-        if all_sent && !self.shared.custom_scheduler && self.shared.queue_count == 1 {
-            // The default scheduler would send every call to the one queue.
-            let ids = self.shared.next_task.fetch_add(calls.len() as u64, Ordering::Relaxed);
-            if !calls.is_empty() {
-                let ids = ids..ids + calls.len() as u64;
-                out.extend([self.send(first, 0, ids, buffer.into_pieces(), senders)]);
-            }
-            return;
-        }
         let (first_id, queues) = if self.shared.custom_scheduler {
             // Each call's arguments in one slice: gathered from their pieces
             // if they span several.
@@ -330,6 +321,11 @@ impl Submitter {
                 .collect();
             self.shared
                 .schedule(self.function, encoded.iter().map(|call| &call[..]))
+        } else if all_sent && self.shared.queue_count == 1 {
+            // The default scheduler would send every call to the one queue,
+            // so it is not asked; queue 0, named once, stands for them all.
+            let first_id = self.shared.next_task.fetch_add(calls.len() as u64, Ordering::Relaxed);
+            (first_id, if calls.is_empty() { Vec::new() } else { vec![0] })
         } else {
             // The default scheduler never reads them.
             let encoded = calls.iter().filter(|call| matches!(call, Slot::Encoded(_))).count();
@@ -339,7 +335,7 @@ impl Submitter {
         if all_sent && queues.windows(2).all(|pair| pair[0] == pair[1]) {
             // The common case: every call to one queue, in the buffer as encoded.
             if let Some(&queue) = queues.first() {
-                let ids = first_id..first_id + queues.len() as u64;
+                let ids = first_id..first_id + calls.len() as u64;
                 out.extend([self.send(first, queue, ids, buffer.into_pieces(), senders)]);
             }
             return;
