@@ -219,6 +219,24 @@ impl Scheduler for Recording {
     }
 }
 
+/// A pool of `processes` over `queues` queues, its `RoundRobin` recorded.
+async fn recorded_pool(method: StartMethod, processes: usize, queues: usize) -> (Pool, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let pool = Pool::builder()
+        .start_method(method)
+        .processes(processes)
+        .queue_count(queues)
+        .scheduler(Recording {
+            inner: RoundRobin::new(),
+            seen: Arc::clone(&seen),
+        })
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(pool.queue_count(), queues);
+    (pool, seen)
+}
+
 each_start_method! {
     async fn hundred_thousand_small_tasks_in_order(method) {
         within(async {
@@ -342,18 +360,7 @@ each_start_method! {
     /// but a scheduler of the user's still sees every call and completion.
     async fn custom_scheduler_of_a_one_queue_pool_sees_every_call(method) {
         within(async {
-            let seen = Arc::new(Mutex::new(Seen::default()));
-            let pool = Pool::builder()
-                .start_method(method)
-                .processes(2)
-                .scheduler(Recording {
-                    inner: RoundRobin::new(),
-                    seen: Arc::clone(&seen),
-                })
-                .build()
-                .await
-                .unwrap();
-            assert_eq!(pool.queue_count(), 1);
+            let (pool, seen) = recorded_pool(method, 2, 1).await;
             let doubled: Vec<u64> = pool.map(double, 0..1000).await.unwrap();
             assert_eq!(doubled[999], 1998);
 
@@ -377,18 +384,7 @@ each_start_method! {
     /// the scheduler picked.
     async fn round_robin_weights_twelve_processes_over_eight_queues(method) {
         within(async {
-            let seen = Arc::new(Mutex::new(Seen::default()));
-            let pool = Pool::builder()
-                .start_method(method)
-                .processes(12)
-                .queue_count(8)
-                .scheduler(Recording {
-                    inner: RoundRobin::new(),
-                    seen: Arc::clone(&seen),
-                })
-                .build()
-                .await
-                .unwrap();
+            let (pool, seen) = recorded_pool(method, 12, 8).await;
             assert_eq!(pool.worker_pids().len(), 12);
 
             let pids: Vec<u32> = pool.starmap(whoami, vec![(); 1200]).await.unwrap();
