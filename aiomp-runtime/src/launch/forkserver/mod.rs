@@ -9,10 +9,11 @@
 //! the child keeps that one fd (and stdio) and serves the parent directly,
 //! which reaps it like any other worker. (Where `init` ran inside the
 //! program's runtime, the child also keeps the fds the server started with:
-//! that runtime's process-wide ones, which a new runtime needs.) The server announces each spare before it hands
-//! it out, so that the parent can reap one that a dead server left behind.
-//! The server exits when the parent goes away (its control channel closes);
-//! if it dies, the next start launches a new one.
+//! that runtime's process-wide ones, which a new runtime needs.) The server
+//! announces each spare before it hands it out, so that the parent can reap
+//! one that a dead server left behind. The server exits when the parent
+//! goes away (its control channel closes); if it dies, the next start
+//! launches a new one.
 
 mod server;
 
